@@ -1,0 +1,177 @@
+#!/usr/bin/python
+"""Write an environment file that systemd and python-dotenv read identically."""
+
+DOCUMENTATION = r"""
+---
+module: env_file
+short_description: Write an env file read the same by systemd EnvironmentFile= and python-dotenv
+description:
+  - Writes C(KEY=VALUE) lines in the subset of syntax where systemd's C(EnvironmentFile=)
+    and python-dotenv agree, so the app sees the same values under systemd and in a
+    local shell.
+  - Values are single-quoted (literal in both readers). A value holding a single quote or
+    a backslash is double-quoted with C(\\) and C(") escaped, which both readers undo the
+    same way. Values both readers would read differently (a newline, a control
+    character, or C(${) inside double quotes, which python-dotenv interpolates) are
+    refused with an error naming the key, never its value.
+  - Values are never logged; the diff names the keys that change, not their values.
+  - The file is replaced atomically with its final owner, group and mode.
+version_added: "1.0.0"
+author: Gantry
+options:
+  path:
+    description: Path of the env file.
+    type: path
+    required: true
+  env:
+    description: Variables to write. Keys must be valid shell identifiers.
+    type: dict
+    required: true
+  owner:
+    description: Owner of the file.
+    type: str
+    default: root
+  group:
+    description: Group of the file.
+    type: str
+    default: root
+  mode:
+    description: Mode of the file.
+    type: raw
+    default: "0640"
+notes:
+  - Supports check mode and diff mode.
+  - Keys are written sorted, so reordering the input changes nothing.
+"""
+
+EXAMPLES = r"""
+- name: Write the app's environment
+  env_file:
+    path: /etc/myapp/myapp.env
+    env:
+      FLASK_DEBUG: "0"
+      SECRET_KEY: "{{ vault_secret_key }}"
+    group: myapp
+    mode: "0640"
+  no_log: true
+"""
+
+RETURN = r"""
+changed_keys:
+  description: Keys added, removed or given a new value (names only).
+  returned: always
+  type: list
+  elements: str
+  sample: [SECRET_KEY]
+"""
+
+import grp
+import os
+import pwd
+import re
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def quote(key, value):
+    if CONTROL_RE.search(value):
+        raise ValueError(f"value of {key} holds a newline or control character")
+    if "'" not in value and "\\" not in value:
+        return f"'{value}'"
+    if "${" in value:
+        raise ValueError(f"value of {key} holds both a quote or backslash and '${{', "
+                         "which python-dotenv would interpolate")
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render(env):
+    lines = []
+    for key in sorted(env):
+        if not KEY_RE.match(key):
+            raise ValueError(f"{key!r} is not a valid environment variable name")
+        value = env[key]
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        lines.append(f"{key}={quote(key, str(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_keys(text):
+    keys = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            keys[key] = value
+    return keys
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            env=dict(type="dict", required=True, no_log=True),
+            owner=dict(type="str", default="root"),
+            group=dict(type="str", default="root"),
+            mode=dict(type="str", default="0640"),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    try:
+        content = render(module.params["env"])
+    except ValueError as exc:
+        module.fail_json(msg=f"cannot write {path}: {exc}")
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    except FileNotFoundError:
+        current = None
+
+    old, new = parse_keys(current or ""), parse_keys(content)
+    changed_keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = current != content
+    result = dict(changed=changed, changed_keys=changed_keys)
+    if module._diff:
+        result["diff"] = dict(
+            before_header=path, after_header=path,
+            before="".join(f"{k}=<hidden>\n" for k in sorted(old)) if current is not None else "",
+            after="".join(
+                f"{k}=<{'changed' if k in changed_keys else 'hidden'}>\n" for k in sorted(new)),
+        )
+
+    try:
+        uid = pwd.getpwnam(module.params["owner"]).pw_uid
+        gid = grp.getgrnam(module.params["group"]).gr_gid
+        mode = int(module.params["mode"], 8)
+    except (KeyError, ValueError) as exc:
+        module.fail_json(msg=f"cannot write {path}: bad owner, group or mode ({exc})")
+
+    if current is not None and not changed:
+        stat = os.stat(path)
+        changed = (stat.st_uid, stat.st_gid, stat.st_mode & 0o7777) != (uid, gid, mode)
+        result["changed"] = changed
+
+    if changed and not module.check_mode:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".env-")
+        try:
+            # Final owner and mode before the first byte: secrets never sit readable.
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            module.fail_json(msg=f"cannot write {path}: {exc}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
