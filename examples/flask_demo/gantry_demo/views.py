@@ -13,7 +13,7 @@ bp = Blueprint("main", __name__)
 # Stands in for a database or HTTP call: the worker waits without using the CPU.
 IO_WAIT_SECONDS = 0.05
 # Sized for roughly 10 ms of pure-Python work, which holds the GIL throughout.
-CPU_PRIME_LIMIT = 10_000
+CPU_PRIME_LIMIT = 8_000
 
 
 def count_primes(limit: int) -> int:
