@@ -176,12 +176,12 @@ class CloudflareStandIn:
             return self.settings[zone_id][name]["value"]
 
     def inject(self, status, times=1, method=None, path=None, retry_after=None,
-               message=None, code=None):
-        """Fail the next ``times`` calls whose method and path (substring) match."""
+               message=None, code=None, skip=0):
+        """Fail ``times`` calls whose method and path (substring) match, after ``skip``."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         with self._lock:
             self._injections.append({"status": status, "times": times, "method": method,
-                                     "path": path, "headers": headers,
+                                     "path": path, "headers": headers, "skip": skip,
                                      "message": message, "code": code})
 
     def writes(self):
@@ -196,6 +196,9 @@ class CloudflareStandIn:
                 if inj["method"] and inj["method"] != method:
                     continue
                 if inj["path"] and inj["path"] not in path:
+                    continue
+                if inj["skip"] > 0:
+                    inj["skip"] -= 1
                     continue
                 inj["times"] -= 1
                 return _ApiError(inj["status"], inj["message"], inj["code"], inj["headers"])
