@@ -64,9 +64,12 @@ class CloudflareAPIError(Exception):
         self.msg = msg
         self.status = status
         self.errors = errors or []
+        # Return values describing what was done before the failure, for fail_json.
+        self.details = {}
 
     def fail_kwargs(self):
-        return dict(msg=self.msg, status_code=self.status, cloudflare_errors=self.errors)
+        return dict(self.details, msg=self.msg, status_code=self.status,
+                    cloudflare_errors=self.errors)
 
 
 def _api_errors(body):
