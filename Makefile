@@ -1,0 +1,56 @@
+# Two entry points for people: `make demo` and `make test`. Everything they need is
+# installed here, from pinned requirements and Debian packages.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+
+.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3
+
+## demo: two local Debian hosts (containers with systemd), the sample app deployed on both
+demo: deps images
+	ansible-playbook playbooks/local_hosts.yml
+	ansible-playbook -i inventories/local site.yml
+	@echo
+	@echo "Sample app: http://127.0.0.1:18081/ (Debian 12) and http://127.0.0.1:18082/ (Debian 13)"
+	@echo "Remove the demo hosts with: make demo-down"
+
+demo-down: deps
+	ansible-playbook playbooks/local_hosts_down.yml
+
+## test: lint, unit tests, then molecule scenarios on Debian 12 and 13
+test: lint unit molecule
+
+lint: deps
+	yamllint -s .
+	ansible-lint --profile production
+	ruff check .
+
+unit: deps
+	pytest -q tests
+
+molecule: deps images
+	molecule test --all
+
+bench-s3: deps
+	python bench/s3/run.py
+
+deps: $(VENV)/.installed host-packages
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# hey: the load generator of the zero-downtime tests; debootstrap: the base images.
+host-packages:
+	@command -v hey >/dev/null && command -v debootstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey debootstrap >/dev/null; }
+
+engine:
+	tools/ensure-docker.sh
+
+images: engine host-packages
+	tools/build-images.sh bookworm trixie
