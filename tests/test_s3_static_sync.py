@@ -1,0 +1,495 @@
+"""s3_static_sync against a real S3 API: moto in server mode on 127.0.0.1."""
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import s3_helpers  # noqa: E402
+from s3_helpers import (  # noqa: E402
+    FOLDERS_SCRIPT,
+    PYTHON,
+    FaultProxy,
+    MotoServer,
+    body,
+    clean_env,
+    list_keys,
+    module_args,
+    run_module,
+    start_module,
+    touch_all,
+    write_tree,
+)
+
+# Fixtures shared with the other s3 test files (no conftest.py: tests/ is shared).
+moto = s3_helpers.moto
+s3 = s3_helpers.s3
+bucket = s3_helpers.bucket
+
+MANIFEST = ".gantry-static-manifest.json"
+
+
+@pytest.fixture
+def site(tmp_path):
+    """An app static folder and a blueprint static folder."""
+    app = write_tree(
+        tmp_path / "app" / "static",
+        {
+            "css/app.css": "body { color: #333 }\n" * 40,
+            "css/print.css": "@media print {}\n",
+            "js/app.3f2a9b1c.js": "console.log('hashed');\n",
+            "img/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+            "fonts/sub/dir/deep.woff2": b"wOF2" + b"\0" * 64,
+            "unicode/café menu.txt": "menu ☕\n",
+            ".DS_Store": b"junk",
+        },
+    )
+    shop = write_tree(tmp_path / "app" / "shop_static", {"shop.css": ".shop{}\n"})
+    return {
+        "root": tmp_path / "app",
+        "folders": [
+            {"path": str(app), "url_path": "/static"},
+            {"path": str(shop), "url_path": "/shop/static"},
+        ],
+    }
+
+
+def manifest(s3, bucket, prefix="pfx"):
+    return json.loads(body(s3, bucket, "%s/%s" % (prefix, MANIFEST)))
+
+
+def test_first_upload_layout_headers_and_no_acl(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="/pfx/", release="r1")
+    result = run_module(args, tmp_path)
+    assert result["changed"] and result["uploaded"] == 7 and result["files"] == 7
+    keys = set(list_keys(s3, bucket))
+    assert keys == {
+        "pfx/" + MANIFEST,
+        "pfx/static/css/app.css",
+        "pfx/static/css/print.css",
+        "pfx/static/js/app.3f2a9b1c.js",
+        "pfx/static/img/logo.png",
+        "pfx/static/fonts/sub/dir/deep.woff2",
+        "pfx/static/unicode/café menu.txt",
+        "pfx/shop/static/shop.css",
+    }
+    css = s3.head_object(Bucket=bucket, Key="pfx/static/css/app.css")
+    assert css["ContentType"] == "text/css; charset=utf-8"
+    assert css["CacheControl"] == "public, max-age=300"
+    assert "ContentEncoding" not in css
+    digest = hashlib.sha256((site["root"] / "static/css/app.css").read_bytes()).hexdigest()
+    assert css["Metadata"]["gantry-sha256"] == digest
+    js = s3.head_object(Bucket=bucket, Key="pfx/static/js/app.3f2a9b1c.js")
+    assert js["CacheControl"] == "public, max-age=31536000, immutable"
+    assert (
+        s3.head_object(Bucket=bucket, Key="pfx/static/fonts/sub/dir/deep.woff2")["ContentType"]
+        == "font/woff2"
+    )
+    assert body(s3, bucket, "pfx/static/unicode/café menu.txt") == "menu ☕\n".encode()
+    grants = s3.get_object_acl(Bucket=bucket, Key="pfx/static/css/app.css")["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"]
+    assert result["env"]["FLASKS3_PREFIX"] == "pfx"
+    assert result["env"]["FLASKS3_BUCKET_NAME"] == bucket
+    assert result["changed_urls"] == []
+    assert [r["id"] for r in manifest(s3, bucket)["releases"]] == ["r1"]
+
+
+def test_check_mode_and_diff_write_nothing(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx")
+    result = run_module(args, tmp_path, check=True, diff=True)
+    assert result["changed"] and result["uploaded"] == 7
+    assert "pfx/static/css/app.css (absent)" in result["diff"]["before"]
+    assert "pfx/static/css/app.css sha256=" in result["diff"]["after"]
+    assert list_keys(s3, bucket) == {}
+
+
+def test_mtime_only_change_uploads_nothing(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1")
+    run_module(args, tmp_path)
+    before = list_keys(s3, bucket)
+    touch_all(site["root"], time.time() + 3600)
+    result = run_module(args, tmp_path)
+    assert not result["changed"]
+    assert (result["uploaded"], result["headers_updated"], result["unchanged"]) == (0, 0, 7)
+    after = list_keys(s3, bucket)
+    assert {k: v["LastModified"] for k, v in after.items()} == {
+        k: v["LastModified"] for k, v in before.items()
+    }
+
+
+def test_same_size_edit_uploads_and_is_listed_for_purge(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint,
+        bucket,
+        site["folders"],
+        prefix="pfx",
+        release="r1",
+        cdn_domain="cdn.example.com",
+    )
+    run_module(args, tmp_path)
+    print_css = site["root"] / "static/css/print.css"
+    original = print_css.read_bytes()
+    print_css.write_bytes(original.replace(b"print", b"PRINT"))
+    result = run_module(dict(args, release="r2"), tmp_path)
+    assert result["uploaded"] == 1 and result["unchanged"] == 6
+    assert result["changed_urls"] == ["https://cdn.example.com/pfx/static/css/print.css"]
+    assert body(s3, bucket, "pfx/static/css/print.css") == original.replace(b"print", b"PRINT")
+
+
+def test_header_only_change_copies_in_place(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1")
+    run_module(args, tmp_path)
+    etag = s3.head_object(Bucket=bucket, Key="pfx/static/css/app.css")["ETag"]
+    rules = [
+        {"pattern": "static/css/*.css", "cache_control": "public, max-age=60"},
+        {"pattern": "app.css", "metadata": {"owner": "web"}},
+    ]
+
+    def no_object_bodies(method, path, n):
+        return None
+
+    with FaultProxy(moto.port, no_object_bodies) as proxy:
+        result = run_module(dict(args, endpoint_url=proxy.endpoint, header_rules=rules), tmp_path)
+    assert (result["uploaded"], result["headers_updated"], result["uploaded_bytes"]) == (0, 2, 0)
+    puts = [p for m, p, _ in proxy.log if m == "PUT" and MANIFEST not in p]
+    assert all(proxy.copies.get(p) for p in puts), proxy.log
+    head = s3.head_object(Bucket=bucket, Key="pfx/static/css/app.css")
+    assert head["CacheControl"] == "public, max-age=60"
+    assert head["Metadata"]["owner"] == "web"
+    assert head["ContentType"] == "text/css; charset=utf-8"
+    assert head["ETag"] == etag
+    assert len(result["changed_urls"]) == 2
+    again = run_module(dict(args, header_rules=rules), tmp_path)
+    assert not again["changed"]
+
+
+def test_large_file_goes_multipart(moto, s3, bucket, tmp_path):
+    big = tmp_path / "big" / "static"
+    big.mkdir(parents=True)
+    chunk = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB, not compressible to nothing
+    (big / "video.mp4").write_bytes(chunk * 17)
+    args = module_args(moto.endpoint, bucket, [{"path": str(big), "url_path": "/static"}])
+    result = run_module(args, tmp_path)
+    assert result["uploaded"] == 1 and result["uploaded_bytes"] == 17 * 1024 * 1024
+    head = s3.head_object(Bucket=bucket, Key="static/video.mp4")
+    assert head["ETag"].strip('"').endswith("-3")  # 3 parts of 8 MiB
+    assert head["ContentType"] == "video/mp4"
+    downloaded = s3.get_object(Bucket=bucket, Key="static/video.mp4")["Body"].read()
+    assert downloaded == chunk * 17
+    assert run_module(args, tmp_path)["unchanged"] == 1
+
+
+def test_grace_period_then_deletion(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", keep_releases=1)
+    run_module(dict(args, release="r1"), tmp_path)
+    os.remove(site["root"] / "static/css/print.css")
+    r2 = run_module(dict(args, release="r2"), tmp_path)
+    assert r2["deleted"] == 0 and r2["kept_for_grace"] == 1
+    assert "pfx/static/css/print.css" in list_keys(s3, bucket)
+    preview = run_module(dict(args, release="r3"), tmp_path, check=True)
+    assert preview["deleted"] == 1
+    assert "pfx/static/css/print.css" in list_keys(s3, bucket)
+    r3 = run_module(dict(args, release="r3"), tmp_path)
+    assert r3["deleted"] == 1 and r3["releases"] == ["r3", "r2"]
+    assert "pfx/static/css/print.css" not in list_keys(s3, bucket)
+    assert "pfx/static/css/print.css" not in manifest(s3, bucket)["objects"]
+
+
+def test_stale_objects_can_be_tagged_instead(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", keep_releases=0, stale_action="tag"
+    )
+    run_module(dict(args, release="r1"), tmp_path)
+    os.remove(site["root"] / "static/css/print.css")
+    result = run_module(dict(args, release="r2"), tmp_path)
+    assert result["tagged"] == 1 and result["deleted"] == 0
+    tags = s3.get_object_tagging(Bucket=bucket, Key="pfx/static/css/print.css")["TagSet"]
+    assert tags == [{"Key": "gantry-stale", "Value": "true"}]
+    # Bringing the file back uploads a fresh, untagged object.
+    (site["root"] / "static/css/print.css").write_text("@media print {}\n")
+    back = run_module(dict(args, release="r3"), tmp_path)
+    assert back["uploaded"] == 1
+    assert s3.get_object_tagging(Bucket=bucket, Key="pfx/static/css/print.css")["TagSet"] == []
+
+
+def test_keys_outside_the_prefix_are_never_touched(moto, s3, bucket, site, tmp_path):
+    foreign = ["other/static/css/app.css", "pfx-old/static/css/app.css", "pfx/static/legacy.css"]
+    for key in foreign:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"theirs")
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", keep_releases=0)
+    run_module(dict(args, release="r1"), tmp_path)
+    # A manifest edited to claim a key outside the prefix must not make us delete it.
+    m = manifest(s3, bucket)
+    m["objects"]["other/static/css/app.css"] = {"sha256": "x", "size": 6, "etag": "x"}
+    s3.put_object(Bucket=bucket, Key="pfx/" + MANIFEST, Body=json.dumps(m).encode())
+    os.remove(site["root"] / "static/css/print.css")
+    run_module(dict(args, release="r2"), tmp_path)
+    run_module(dict(args, state="absent", folders=None), tmp_path)
+    assert sorted(list_keys(s3, bucket)) == sorted(foreign)
+    for key in foreign:
+        assert body(s3, bucket, key) == b"theirs"
+
+
+def test_failed_run_checkpoints_and_rerun_completes(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1", retries=0, workers=1
+    )
+    object_puts = []
+
+    def fail_after_three(method, path, n):
+        if method == "PUT" and MANIFEST not in path:
+            object_puts.append(path)
+            if len(object_puts) > 3:
+                return (500, "InternalError")
+        return None
+
+    with FaultProxy(moto.port, fail_after_three) as proxy:
+        failed = run_module(dict(args, endpoint_url=proxy.endpoint), tmp_path, expect_failure=True)
+    assert "4 of 7 objects failed" in failed["msg"] and "InternalError" in failed["msg"]
+    done = [k for k, v in manifest(s3, bucket)["objects"].items() if not v.get("pending")]
+    assert len(done) == 3
+    result = run_module(args, tmp_path)
+    assert result["uploaded"] == 4 and result["unchanged"] == 3
+    for folder in site["folders"]:
+        for dirpath, _, names in os.walk(folder["path"]):
+            for name in names:
+                if name.startswith("."):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), folder["path"])
+                key = "pfx/%s/%s" % (folder["url_path"].strip("/"), rel)
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    assert body(s3, bucket, key) == fh.read()
+
+
+def test_killed_run_leaves_no_untracked_objects(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1", workers=1
+    )
+    state = {"proc": None, "puts": 0}
+
+    def kill_on_fourth_put(method, path, n):
+        if method == "PUT" and MANIFEST not in path:
+            state["puts"] += 1
+            if state["puts"] == 4:
+                os.kill(state["proc"].pid, signal.SIGKILL)
+                return (500, "InternalError")
+        return None
+
+    with FaultProxy(moto.port, kill_on_fourth_put) as proxy:
+        state["proc"] = start_module(dict(args, endpoint_url=proxy.endpoint), tmp_path)
+        state["proc"].communicate(timeout=60)
+    assert state["proc"].returncode == -signal.SIGKILL
+    objects = manifest(s3, bucket)["objects"]
+    assert len(objects) == 7 and all(v.get("pending") for v in objects.values())
+    written = {k for k in list_keys(s3, bucket) if not k.endswith(MANIFEST)}
+    assert len(written) == 3 and written <= set(objects)
+    # The next release no longer has one of the files written by the killed run.
+    os.remove(site["root"] / "static/css/app.css")
+    result = run_module(dict(args, release="r2", keep_releases=0), tmp_path)
+    assert result["uploaded"] == 6
+    keys = set(list_keys(s3, bucket))
+    assert "pfx/static/css/app.css" not in keys and len(keys) == 7
+
+
+def test_throttling_is_retried(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1")
+
+    def slow_down_first_put(method, path, n):
+        if method == "PUT" and MANIFEST not in path and n == 0:
+            return (503, "SlowDown")
+        return None
+
+    with FaultProxy(moto.port, slow_down_first_put) as proxy:
+        result = run_module(dict(args, endpoint_url=proxy.endpoint), tmp_path)
+    assert result["uploaded"] == 7
+    assert len(proxy.faults()) == 7
+    assert run_module(args, tmp_path)["unchanged"] == 7
+
+
+def test_module_restarts_a_file_after_botocore_gives_up(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1", retries=1
+    )
+
+    def three_slow_downs(method, path, n):
+        if method == "PUT" and path.endswith("/print.css") and n < 3:
+            return (503, "SlowDown")
+        return None
+
+    with FaultProxy(moto.port, three_slow_downs) as proxy:
+        result = run_module(dict(args, endpoint_url=proxy.endpoint), tmp_path)
+    # retries=1 lets botocore try twice; the third and fourth tries come from the
+    # module starting the file again.
+    assert len(proxy.faults()) == 3 and result["uploaded"] == 7
+    assert body(s3, bucket, "pfx/static/css/print.css") == b"@media print {}\n"
+
+
+def test_bad_credentials_give_a_clear_error(site, tmp_path):
+    server = MotoServer(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        args = module_args(server.endpoint, "somebucket", site["folders"])
+        result = run_module(args, tmp_path, expect_failure=True)
+    finally:
+        server.stop()
+    assert "refused the credentials" in result["msg"]
+    assert "InvalidAccessKeyId" in result["msg"]
+    assert "testing-secret" not in json.dumps(result)
+
+
+def test_missing_bucket_fails_or_is_created(moto, s3, site, tmp_path):
+    args = module_args(moto.endpoint, "gantry-new-bucket", site["folders"])
+    missing = run_module(args, tmp_path, expect_failure=True)
+    assert "does not exist" in missing["msg"] and "create_bucket" in missing["msg"]
+    preview = run_module(dict(args, create_bucket=True), tmp_path, check=True)
+    assert preview["bucket_created"] and preview["uploaded"] == 7
+    created = run_module(dict(args, create_bucket=True), tmp_path)
+    assert created["bucket_created"] and created["uploaded"] == 7
+    assert len(list_keys(s3, "gantry-new-bucket")) == 8
+
+
+def test_gzip_only_on_bytes_we_compressed(moto, s3, bucket, tmp_path):
+    root = write_tree(
+        tmp_path / "z",
+        {
+            "app.css": "body { margin: 0 }\n" * 100,
+            "tiny.css": "a{}",
+            "data.json.gz": gzip.compress(b'{"a": 1}' * 100),
+            "logo.png": b"\x89PNG" + b"\0" * 1000,
+        },
+    )
+    args = module_args(
+        moto.endpoint, bucket, [{"path": str(root), "url_path": "/static"}], compress="gzip"
+    )
+    result = run_module(args, tmp_path)
+    assert result["uploaded"] == 4
+    css = s3.get_object(Bucket=bucket, Key="static/app.css")
+    assert css["ContentEncoding"] == "gzip" and css["ContentType"] == "text/css; charset=utf-8"
+    assert gzip.decompress(css["Body"].read()) == b"body { margin: 0 }\n" * 100
+    for key in ("static/tiny.css", "static/data.json.gz", "static/logo.png"):
+        assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key=key), key
+    assert s3.head_object(Bucket=bucket, Key="static/data.json.gz")["ContentType"] == (
+        "application/gzip"
+    )
+    assert not run_module(args, tmp_path)["changed"]
+    plain = run_module(dict(args, compress="none"), tmp_path)
+    assert plain["uploaded"] == 2  # the two text files; png and .gz were never gzip candidates
+    assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="static/app.css")
+
+
+def test_flask_s3_url_for_points_at_the_uploaded_keys(moto, s3, bucket, tmp_path):
+    pkg = tmp_path / "apps" / "tinyshop"
+    write_tree(
+        pkg,
+        {
+            "__init__.py": (
+                "from flask import Flask, Blueprint\n"
+                "print('noise on stdout at import')\n"
+                "app = Flask(__name__)\n"
+                "bp = Blueprint('shop', __name__, static_folder='shop_assets',\n"
+                "               static_url_path='/assets', url_prefix='/shop')\n"
+                "app.register_blueprint(bp)\n"
+                "late = Blueprint('late', __name__, static_folder='late_static')\n"
+                "app.register_blueprint(late, url_prefix='/late')\n"
+                "nostatic = Blueprint('api', __name__)\n"
+                "app.register_blueprint(nostatic, url_prefix='/api')\n"
+            ),
+            "static/css/site.css": "body{}\n",
+            "static/img/a b.svg": "<svg/>",
+            "shop_assets/shop.js": "shop()\n",
+            "late_static/late.css": ".late{}\n",
+        },
+    )
+    proc = subprocess.run(
+        [PYTHON, FOLDERS_SCRIPT, "tinyshop:app"],
+        env=clean_env(PYTHONPATH=str(tmp_path / "apps")),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(proc.stdout)
+    by_endpoint = {f["endpoint"]: f for f in found["folders"]}
+    assert by_endpoint["static"]["url_path"] == "/static"
+    assert by_endpoint["shop.static"]["url_path"] == "/shop/assets"
+    assert by_endpoint["late.static"]["url_path"] == "/late/late_static"
+    assert "api.static" not in by_endpoint
+    assert any("late.static" in w for w in found["warnings"])
+
+    folders = [{"path": f["path"], "url_path": f["url_path"]} for f in found["folders"]]
+    # Public reads through a bucket policy, as ACLs are not used.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::%s/assets/*" % bucket,
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    result = run_module(module_args(moto.endpoint, bucket, folders, prefix="assets"), tmp_path)
+    assert result["uploaded"] == 4
+
+    sys.path.insert(0, str(tmp_path / "apps"))
+    try:
+        import flask_s3
+        import tinyshop
+    finally:
+        sys.path.pop(0)
+    tinyshop.app.config.update({k: v for k, v in result["env"].items()})
+    tinyshop.app.config["FLASKS3_USE_HTTPS"] = result["env"]["FLASKS3_USE_HTTPS"] == "true"
+    flask_s3.FlaskS3(tinyshop.app)
+    template = (
+        "{{ url_for('static', filename='css/site.css') }}\n"
+        "{{ url_for('static', filename='img/a b.svg') }}\n"
+        "{{ url_for('shop.static', filename='shop.js') }}\n"
+        "{{ url_for('late.static', filename='late.css') }}"
+    )
+    with tinyshop.app.test_request_context():
+        from flask import render_template_string
+
+        urls = render_template_string(template).split("\n")
+    expected = [
+        b"body{}\n",
+        b"<svg/>",
+        b"shop()\n",
+        b".late{}\n",
+    ]
+    for url, content in zip(urls, expected, strict=True):
+        assert url.startswith(moto.endpoint + "/" + bucket + "/assets/"), url
+        resp = requests.get(url, timeout=10)
+        assert resp.status_code == 200 and resp.content == content, url
+
+
+def test_demo_app_folders(tmp_path):
+    demo = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "flask_demo"
+    )
+    if not os.path.isdir(os.path.join(demo, "gantry_demo")):
+        pytest.skip("examples/flask_demo is not in this tree")
+    proc = subprocess.run(
+        [PYTHON, FOLDERS_SCRIPT, "gantry_demo.wsgi:app"],
+        env=clean_env(PYTHONPATH=demo, SECRET_KEY="discovery-only"),
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(proc.stdout)
+    by_endpoint = {f["endpoint"]: f for f in found["folders"]}
+    assert by_endpoint["static"]["url_path"] == "/static"
+    assert by_endpoint["static"]["path"] == os.path.join(demo, "gantry_demo", "static")
+    assert by_endpoint["catalog.static"]["path"] == os.path.join(
+        demo, "gantry_demo", "catalog", "static"
+    )
+    assert found["warnings"] == []
