@@ -2,6 +2,7 @@
 
 import copy
 import json
+import socket
 import time
 
 import pytest
@@ -340,3 +341,16 @@ def test_zone_id_and_zone_name_are_exclusive(cf):
     assert result["failed"] is True
     assert "mutually exclusive" in result["msg"]
     assert cf.calls == []
+
+
+def test_unreachable_api_is_retried_then_reported(cf):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    dead = f"http://127.0.0.1:{closed_port}/client/v4"
+
+    result = run(cf, rules=[STATIC], base_url=dead, retries=2)
+
+    assert result["failed"] is True
+    assert f"cannot reach the Cloudflare API at {dead}" in result["msg"]
+    assert "3 attempts" in result["msg"]
