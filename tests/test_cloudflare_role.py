@@ -126,6 +126,7 @@ def test_role_applies_defaults_then_only_purges(cf, workdir):
     assert results["Apply the zone settings"]["changed"] is False
     assert results["Purge what the deploy changed"]["changed"] is True
     assert [c["path"].rsplit("/", 1)[1] for c in cf.writes()] == ["purge_cache"]
+    assert [c["path"] for c in cf.calls].count("/client/v4/zones") == 1
 
     quiet = play(workdir, {**base_vars(cf), "s3_static_changed_urls": [],
                            "cloudflare_cdn_purge_paths": []})
