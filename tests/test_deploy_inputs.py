@@ -64,9 +64,10 @@ def test_valid_inputs_pass_validation(tmp_path):
         (["gantry_environment=qa"], ["gantry_environment", "local, staging, production"]),
         (["gantry_app_name=Bad_Name"], ["gantry_app_name (Bad_Name)", "lowercase"]),
         (["flask_release_keep=1"], ["flask_release_keep (1) must be at least 2"]),
+        (['{"cloudflare_cdn_enabled": true}'], ["Set exactly one of cloudflare_cdn_zone_name"]),
     ],
     ids=["negative-workers", "timeout-not-a-number", "unknown-environment", "bad-app-name",
-         "keep-too-few"],
+         "keep-too-few", "cdn-without-zone"],
 )
 def test_bad_value_is_refused(tmp_path, extra, fragments):
     proc = run_playbook(make_inventory(tmp_path), extra=extra)
