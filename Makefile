@@ -25,7 +25,7 @@ test: lint unit molecule
 
 lint: deps
 	yamllint -s .
-	ansible-lint --profile production
+	ansible-lint --offline --profile production
 	ruff check .
 
 unit: deps
