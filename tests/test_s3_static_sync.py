@@ -493,3 +493,37 @@ def test_demo_app_folders(tmp_path):
         demo, "gantry_demo", "catalog", "static"
     )
     assert found["warnings"] == []
+
+
+def test_parallel_listing_ranges_cover_every_key(moto, s3, bucket):
+    import ansible.module_utils
+
+    if s3_helpers.MODULE_UTILS not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(s3_helpers.MODULE_UTILS)
+    from ansible.module_utils.gantry_s3_io import S3Store
+
+    local = ["p/static/%s.css" % c for c in "bdfhjlnprt"]
+    remote_only = ["p/static/a.css", "p/static/e.css", "p/static/zz/x.css", "p/other.css"]
+    for key in local[::2] + remote_only:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    ranges = S3Store.list_ranges(["p/static/"], local, page=3)
+    assert [(a, b) for _, a, b in ranges] == [
+        (None, "p/static/f.css"),
+        ("p/static/f.css", "p/static/l.css"),
+        ("p/static/l.css", "p/static/r.css"),
+        ("p/static/r.css", None),
+    ]
+    store = S3Store(
+        bucket,
+        endpoint_url=moto.endpoint,
+        region="us-east-1",
+        aws_access_key_id=s3_helpers.KEY_ID,
+        aws_secret_access_key=s3_helpers.SECRET,
+    )
+    seen = {}
+    for r in ranges:
+        part = store.list_range(*r)
+        assert not set(part) & set(seen)
+        seen.update(part)
+    assert sorted(seen) == sorted(k for k in local[::2] + remote_only if k.startswith("p/static/"))
+    assert seen["p/static/b.css"][1] == len(b"p/static/b.css")

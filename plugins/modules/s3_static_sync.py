@@ -385,7 +385,6 @@ manifest_key:
   sample: shop/.gantry-static-manifest.json
 """
 
-import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -531,7 +530,7 @@ class Sync:
         manifest = self.read_manifest()
         keys = stale_keys(manifest["objects"], [], self.scope, self.manifest_key)
         changed = bool(keys) or bool(manifest["releases"])
-        diff = {"before": diff_text(keys), "after": ""}
+        extra = {"diff": {"before": diff_text(keys), "after": ""}} if self.module._diff else {}
         if changed and not self.module.check_mode:
             failed = self.store.delete(keys)
             if failed:
@@ -542,7 +541,7 @@ class Sync:
                     % (len(failed), "; ".join("%s %s" % kv for kv in sorted(failed.items())[:5]))
                 )
             self.store.delete([self.manifest_key])
-        return self.result(changed=changed, deleted=len(keys), release="", diff=diff)
+        return self.result(changed=changed, deleted=len(keys), release="", **extra)
 
     def run_present(self):
         p = self.p
@@ -551,12 +550,21 @@ class Sync:
         files = scan_folders(p["folders"], self.prefix, p["include_hidden"], p["exclude"])
         workers = max(1, p["workers"])
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            hashing = [(f, pool.submit(sha256_file, f.path)) for f in files]
-            # The two reads overlap with hashing.
             manifest = self.read_manifest()
-            listing = {} if self.bucket_created else self.store.list(self.list_roots(p["folders"]))
+            # Listing goes first into the pool, which runs tasks in order; hashing
+            # overlaps with it.
+            listing = []
+            if not self.bucket_created:
+                ranges = self.store.list_ranges(
+                    self.list_roots(p["folders"]), [f.key for f in files]
+                )
+                listing = [pool.submit(self.store.list_range, *r) for r in ranges]
+            hashing = [(f, pool.submit(sha256_file, f.path)) for f in files]
             for f, fut in hashing:
                 f.sha256 = fut.result()
+            seen = {}
+            for fut in listing:
+                seen.update(fut.result())
 
             release = p["release"] or derive_release(files)
             policy = HeaderPolicy(
@@ -571,20 +579,22 @@ class Sync:
                 f.params, f.metadata = policy.headers(f.rel_key)
                 f.digest = headers_digest(f.params, f.metadata, p["acl"])
 
-            plan = plan_sync(files, manifest, listing, p["compress"])
+            plan = plan_sync(files, manifest, seen, p["compress"])
             return self.apply(pool, plan, manifest, release)
 
     def apply(self, pool, plan, manifest, release):
         p = self.p
         check = self.module.check_mode
         before = manifest["objects"]
-        objects = copy.deepcopy(before)
+        # Records are replaced, never edited in place, so a shallow copy suffices.
+        objects = dict(before)
         releases = next_releases(
             manifest["releases"], release, [f.key for f in plan.files], p["keep_releases"]
         )
         current = set(releases[0]["keys"])
         grace = set().union(*(r["keys"] for r in releases[1:])) - current if releases[1:] else set()
 
+        extra = {}
         changed_urls = []
         for a in plan.actions:
             rec = before.get(a.file.key)
@@ -651,28 +661,30 @@ class Sync:
                 )
             )
 
-        diff = {
-            "before_header": "s3://%s/%s" % (p["bucket"], self.scope),
-            "after_header": "s3://%s/%s (release %s)" % (p["bucket"], self.scope, release),
-            "before": diff_text(
-                [
-                    "%s %s" % (a.file.key, describe_object(before.get(a.file.key)))
-                    for a in plan.actions
-                ]
-                + ["%s %s" % (k, describe_object(before.get(k))) for k in stale]
-            ),
-            "after": diff_text(
-                [
-                    "%s %s" % (a.file.key, describe_object(objects.get(a.file.key)))
-                    for a in plan.actions
-                ]
-                + [
-                    "%s (%s)" % (k, "tagged stale" if p["stale_action"] == "tag" else "deleted")
-                    for k in stale
-                ]
-            ),
-        }
+        if self.module._diff:
+            extra["diff"] = {
+                "before_header": "s3://%s/%s" % (p["bucket"], self.scope),
+                "after_header": "s3://%s/%s (release %s)" % (p["bucket"], self.scope, release),
+                "before": diff_text(
+                    [
+                        "%s %s" % (a.file.key, describe_object(before.get(a.file.key)))
+                        for a in plan.actions
+                    ]
+                    + ["%s %s" % (k, describe_object(before.get(k))) for k in stale]
+                ),
+                "after": diff_text(
+                    [
+                        "%s %s" % (a.file.key, describe_object(objects.get(a.file.key)))
+                        for a in plan.actions
+                    ]
+                    + [
+                        "%s (%s)" % (k, "tagged stale" if p["stale_action"] == "tag" else "deleted")
+                        for k in stale
+                    ]
+                ),
+            }
         return self.result(
+            **extra,
             changed=bool(plan.actions or stale or manifest_changed or self.bucket_created),
             release=release,
             releases=[r["id"] for r in releases],
@@ -686,7 +698,6 @@ class Sync:
             tagged=len(stale) if p["stale_action"] == "tag" else 0,
             kept_for_grace=len(grace),
             changed_urls=sorted(changed_urls),
-            diff=diff,
         )
 
     @staticmethod
@@ -810,8 +821,6 @@ def main():
         module.fail_json(msg=str(exc))
     except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
         module.fail_json(msg=describe(exc, p["bucket"], p["endpoint_url"]))
-    if not module._diff:
-        result.pop("diff")
     module.exit_json(**result)
 
 
