@@ -17,7 +17,7 @@ import email.utils
 import time
 import traceback
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     import cloudflare
@@ -214,3 +214,26 @@ class GantryCloudflare:
                 f"{len(matches)} zones are named {name} (in different accounts); "
                 "pass zone_id instead")
         return matches[0]["id"]
+
+
+def run_cloudflare_module(module_options, run):
+    """Build a module with the shared options, run it, and report failures cleanly.
+
+    ``run(module, api)`` returns the result dict; a ValueError it raises is bad input.
+    """
+    argument_spec = cloudflare_argument_spec()
+    argument_spec.update(module_options)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=CLOUDFLARE_MUTUALLY_EXCLUSIVE,
+        required_one_of=CLOUDFLARE_REQUIRED_ONE_OF,
+        supports_check_mode=True,
+    )
+    api = GantryCloudflare(module)
+    try:
+        result = run(module, api)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except CloudflareAPIError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)

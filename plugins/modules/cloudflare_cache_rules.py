@@ -106,53 +106,15 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  api_token:
-    description:
-      - Cloudflare API token. Needs C(Zone > Cache Rules > Edit) on the zone (plus
-        C(Zone > Zone > Read) with O(zone_name)).
-      - Falls back to the E(CLOUDFLARE_API_TOKEN) environment variable. Never logged.
-    type: str
-    required: true
-  base_url:
-    description:
-      - Base URL of the Cloudflare v4 API; falls back to E(CLOUDFLARE_BASE_URL).
-    type: str
-    default: https://api.cloudflare.com/client/v4
-  zone_id:
-    description: Id of the zone. Mutually exclusive with O(zone_name).
-    type: str
-  zone_name:
-    description:
-      - Name of the zone, such as C(example.com), looked up with the API.
-      - Mutually exclusive with O(zone_id).
-    type: str
-  timeout:
-    description: Seconds to wait for each API response.
-    type: float
-    default: 30
-  retries:
-    description:
-      - How many times a call is retried after a 5xx, a network error or a short rate limit.
-    type: int
-    default: 3
-  retry_delay:
-    description:
-      - First backoff delay in seconds after a 5xx or network error; doubles on each retry,
-        up to 30.
-    type: float
-    default: 1
-  rate_limit_max_wait:
-    description:
-      - Longest Retry-After, in seconds, that the module sleeps through on HTTP 429.
-        A longer one fails at once with a clear message (a global-limit block lasts five minutes).
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - gantry_cloudflare
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 notes:
+  - The token needs C(Zone > Cache Rules > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).
   - There is no compare-and-swap on entry point rulesets; a dashboard edit made between
     this module's read and its write is lost.
@@ -233,13 +195,9 @@ foreign_rules:
 import copy
 import json
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.gantry_cloudflare import (
-    CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-    CLOUDFLARE_REQUIRED_ONE_OF,
     CloudflareAPIError,
-    GantryCloudflare,
-    cloudflare_argument_spec,
+    run_cloudflare_module,
 )
 
 PHASE = "http_request_cache_settings"
@@ -458,26 +416,14 @@ def main():
         origin_error_page_passthru=dict(type="bool"),
         action_parameters=dict(type="dict", default={}),
     )
-    argument_spec = cloudflare_argument_spec()
-    argument_spec.update(
-        rules=dict(type="list", elements="dict", default=[], options=rule_options),
-        rule_prefix=dict(type="str", default="gantry_"),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+    run_cloudflare_module(
+        {
+            "rules": dict(type="list", elements="dict", default=[], options=rule_options),
+            "rule_prefix": dict(type="str", default="gantry_"),
+            "state": dict(type="str", choices=["present", "absent"], default="present"),
+        },
+        run,
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-        required_one_of=CLOUDFLARE_REQUIRED_ONE_OF,
-        supports_check_mode=True,
-    )
-    api = GantryCloudflare(module)
-    try:
-        result = run(module, api)
-    except RuleError as exc:
-        module.fail_json(msg=str(exc))
-    except CloudflareAPIError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

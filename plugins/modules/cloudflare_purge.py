@@ -46,55 +46,17 @@ options:
         request (500 URLs on Enterprise). Raise it only if your plan allows more.
     type: int
     default: 30
-  api_token:
-    description:
-      - Cloudflare API token. Needs C(Zone > Cache Purge > Purge) on the zone (plus
-        C(Zone > Zone > Read) with O(zone_name)).
-      - Falls back to the E(CLOUDFLARE_API_TOKEN) environment variable. Never logged.
-    type: str
-    required: true
-  base_url:
-    description:
-      - Base URL of the Cloudflare v4 API; falls back to E(CLOUDFLARE_BASE_URL).
-    type: str
-    default: https://api.cloudflare.com/client/v4
-  zone_id:
-    description: Id of the zone. Mutually exclusive with O(zone_name).
-    type: str
-  zone_name:
-    description:
-      - Name of the zone, such as C(example.com), looked up with the API.
-      - Mutually exclusive with O(zone_id).
-    type: str
-  timeout:
-    description: Seconds to wait for each API response.
-    type: float
-    default: 30
-  retries:
-    description:
-      - How many times a call is retried after a 5xx, a network error or a short rate limit.
-    type: int
-    default: 3
-  retry_delay:
-    description:
-      - First backoff delay in seconds after a 5xx or network error; doubles on each retry,
-        up to 30.
-    type: float
-    default: 1
-  rate_limit_max_wait:
-    description:
-      - Longest Retry-After, in seconds, that the module sleeps through on HTTP 429.
-        A longer one fails at once with a clear message (a global-limit block lasts five minutes).
-      - Purge has its own per-plan rate limit (a few requests per second or minute), whose
-        short waits are worth sleeping through.
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - gantry_cloudflare
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
 notes:
+  - The token needs C(Zone > Cache Purge > Purge) on the zone.
+  - Purge has its own per-plan rate limit (a few requests per second or minute), whose
+    short waits O(rate_limit_max_wait) sleeps through.
   - Purging does not clear browsers' caches.
   - If a batch fails, the earlier batches stay purged; purging again is harmless.
 seealso:
@@ -150,13 +112,9 @@ requests:
 
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.gantry_cloudflare import (
-    CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-    CLOUDFLARE_REQUIRED_ONE_OF,
     CloudflareAPIError,
-    GantryCloudflare,
-    cloudflare_argument_spec,
+    run_cloudflare_module,
 )
 
 PERM_PURGE = "Zone > Cache Purge > Purge"
@@ -236,27 +194,15 @@ def run(module, api):
 
 
 def main():
-    argument_spec = cloudflare_argument_spec()
-    argument_spec.update(
-        files=dict(type="list", elements="str", default=[]),
-        prefixes=dict(type="list", elements="str", default=[]),
-        purge_everything=dict(type="bool", default=False),
-        batch_size=dict(type="int", default=30),
+    run_cloudflare_module(
+        {
+            "files": dict(type="list", elements="str", default=[]),
+            "prefixes": dict(type="list", elements="str", default=[]),
+            "purge_everything": dict(type="bool", default=False),
+            "batch_size": dict(type="int", default=30),
+        },
+        run,
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-        required_one_of=CLOUDFLARE_REQUIRED_ONE_OF,
-        supports_check_mode=True,
-    )
-    api = GantryCloudflare(module)
-    try:
-        result = run(module, api)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except CloudflareAPIError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -28,53 +28,15 @@ options:
         numbers for numeric settings, so YAML's C(on) and Jinja's strings compare equal.
     type: dict
     required: true
-  api_token:
-    description:
-      - Cloudflare API token. Needs C(Zone > Zone Settings > Edit) on the zone (plus
-        C(Zone > Zone > Read) with O(zone_name)).
-      - Falls back to the E(CLOUDFLARE_API_TOKEN) environment variable. Never logged.
-    type: str
-    required: true
-  base_url:
-    description:
-      - Base URL of the Cloudflare v4 API; falls back to E(CLOUDFLARE_BASE_URL).
-    type: str
-    default: https://api.cloudflare.com/client/v4
-  zone_id:
-    description: Id of the zone. Mutually exclusive with O(zone_name).
-    type: str
-  zone_name:
-    description:
-      - Name of the zone, such as C(example.com), looked up with the API.
-      - Mutually exclusive with O(zone_id).
-    type: str
-  timeout:
-    description: Seconds to wait for each API response.
-    type: float
-    default: 30
-  retries:
-    description:
-      - How many times a call is retried after a 5xx, a network error or a short rate limit.
-    type: int
-    default: 3
-  retry_delay:
-    description:
-      - First backoff delay in seconds after a 5xx or network error; doubles on each retry,
-        up to 30.
-    type: float
-    default: 1
-  rate_limit_max_wait:
-    description:
-      - Longest Retry-After, in seconds, that the module sleeps through on HTTP 429.
-        A longer one fails at once with a clear message (a global-limit block lasts five minutes).
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - gantry_cloudflare
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 notes:
+  - The token needs C(Zone > Zone Settings > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).
   - One API call per setting read and per setting changed.
 seealso:
@@ -113,13 +75,9 @@ changed_settings:
   sample: {browser_cache_ttl: {before: 14400, after: 86400}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.gantry_cloudflare import (
-    CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-    CLOUDFLARE_REQUIRED_ONE_OF,
     CloudflareAPIError,
-    GantryCloudflare,
-    cloudflare_argument_spec,
+    run_cloudflare_module,
 )
 
 PERM_READ = "Zone > Zone Settings > Read"
@@ -200,20 +158,7 @@ def restore(api, zone_id, applied, previous):
 
 
 def main():
-    argument_spec = cloudflare_argument_spec()
-    argument_spec.update(settings=dict(type="dict", required=True))
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=CLOUDFLARE_MUTUALLY_EXCLUSIVE,
-        required_one_of=CLOUDFLARE_REQUIRED_ONE_OF,
-        supports_check_mode=True,
-    )
-    api = GantryCloudflare(module)
-    try:
-        result = run(module, api)
-    except CloudflareAPIError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(**result)
+    run_cloudflare_module({"settings": dict(type="dict", required=True)}, run)
 
 
 if __name__ == "__main__":
