@@ -168,9 +168,10 @@ class Bench:
                     "endpoint_url": self.endpoint,
                     "region": "us-east-1",
                     "folders": [{"path": self.tree, "url_path": "/static"}],
-                    "workers": self.workers,
                 },
             }
+            if self.workers:
+                task["s3_static_sync"]["workers"] = self.workers
             wall, task_s, result = self.run_playbook(self.playbook("ours", task))
             return wall, task_s, result.get("seconds")
         if tool == "s3_sync":
@@ -322,7 +323,7 @@ def report(results, files, tree_bytes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000, help="size of the tree")
-    parser.add_argument("--workers", type=int, default=32, help="s3_static_sync workers")
+    parser.add_argument("--workers", type=int, help="s3_static_sync workers (module default)")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()

@@ -158,7 +158,7 @@ options:
   workers:
     description: Parallel requests (hashing, uploads, copies).
     type: int
-    default: 32
+    default: 16
   multipart_threshold:
     description: Size from which files are uploaded in parts (C(8MB) means 8 MiB).
     type: bytes
@@ -425,6 +425,7 @@ if HAS_BOTO3:
     from botocore.exceptions import BotoCoreError, ClientError
 
 DIFF_LINES = 500
+HASH_BATCH = 64
 STALE_TAG = ("gantry-stale", "true")
 
 
@@ -435,6 +436,11 @@ def describe_object(rec):
         return "(unfinished upload)"
     headers = " ".join("%s=%s" % kv for kv in sorted((rec.get("h") or {}).items()))
     return "sha256=%s %s" % ((rec.get("sha256") or "?")[:12], headers)
+
+
+def hash_batch(files):
+    for f in files:
+        f.sha256 = sha256_file(f.path)
 
 
 def diff_text(lines):
@@ -548,8 +554,9 @@ class Sync:
         if not p["folders"]:
             raise S3SyncError("folders is required when state=present")
         files = scan_folders(p["folders"], self.prefix, p["include_hidden"], p["exclude"])
-        workers = max(1, p["workers"])
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        if any(f.key == self.manifest_key for f in files):
+            raise S3SyncError("a static file would overwrite the manifest %s" % self.manifest_key)
+        with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             manifest = self.read_manifest()
             # Listing goes first into the pool, which runs tasks in order; hashing
             # overlaps with it.
@@ -559,9 +566,9 @@ class Sync:
                     self.list_roots(p["folders"]), [f.key for f in files]
                 )
                 listing = [pool.submit(self.store.list_range, *r) for r in ranges]
-            hashing = [(f, pool.submit(sha256_file, f.path)) for f in files]
-            for f, fut in hashing:
-                f.sha256 = fut.result()
+            # Batches: one future per small file cost more than hashing it.
+            batches = [files[i : i + HASH_BATCH] for i in range(0, len(files), HASH_BATCH)]
+            list(pool.map(hash_batch, batches))
             seen = {}
             for fut in listing:
                 seen.update(fut.result())
@@ -776,7 +783,7 @@ def main():
             immutable_cache_control=dict(type="str", default="public, max-age=31536000, immutable"),
             immutable_pattern=dict(type="str", default=r"[.-][0-9a-fA-F]{8,64}(\.[A-Za-z0-9]+)+$"),
             compress=dict(type="str", choices=["none", "gzip"], default="none"),
-            workers=dict(type="int", default=32),
+            workers=dict(type="int", default=16),
             multipart_threshold=dict(type="bytes", default="8MB"),
             multipart_chunksize=dict(type="bytes", default="8MB"),
             retries=dict(type="int", default=5),
