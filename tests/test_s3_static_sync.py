@@ -527,3 +527,17 @@ def test_parallel_listing_ranges_cover_every_key(moto, s3, bucket):
         seen.update(part)
     assert sorted(seen) == sorted(k for k in local[::2] + remote_only if k.startswith("p/static/"))
     assert seen["p/static/b.css"][1] == len(b"p/static/b.css")
+
+
+def test_absent_removes_ours_only_and_is_idempotent(moto, s3, bucket, site, tmp_path):
+    s3.put_object(Bucket=bucket, Key="pfx/static/theirs.css", Body=b"theirs")
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1")
+    run_module(args, tmp_path)
+    gone = dict(args, state="absent", folders=None)
+    preview = run_module(gone, tmp_path, check=True)
+    assert preview["changed"] and preview["deleted"] == 7
+    assert len(list_keys(s3, bucket)) == 9
+    assert run_module(gone, tmp_path)["deleted"] == 7
+    assert list(list_keys(s3, bucket)) == ["pfx/static/theirs.css"]
+    assert not run_module(gone, tmp_path)["changed"]
+    assert not run_module(dict(gone, bucket="gantry-never-made"), tmp_path)["changed"]

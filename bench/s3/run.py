@@ -14,6 +14,7 @@ falls in the run, read back from the bucket, so it is the same measure for every
 """
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,6 +98,61 @@ def make_tree(root, count, seed):
     return paths
 
 
+class LatencyProxy:
+    """TCP forwarder on 127.0.0.1 that holds each request for ``rtt`` seconds before
+    passing it on, to stand for the network between a deploy host and S3 (moto on
+    loopback answers in microseconds, which hides what one request per file costs)."""
+
+    def __init__(self, upstream_port, rtt):
+        self.upstream_port = upstream_port
+        self.rtt = rtt
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    def _serve(self, ready):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0)
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    async def _handle(self, reader, writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        # A request starts when the client sends after a response (or first of all).
+        fresh = [True]
+
+        async def client_to_server():
+            while data := await reader.read(65536):
+                if fresh[0]:
+                    fresh[0] = False
+                    await asyncio.sleep(self.rtt)
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def server_to_client():
+            while data := await up_reader.read(65536):
+                fresh[0] = True
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        try:
+            await asyncio.gather(client_to_server(), server_to_client())
+        except ConnectionError:
+            writer.close()
+            up_writer.close()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
 def wait_for_port(port, proc):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -110,7 +167,7 @@ def wait_for_port(port, proc):
 
 
 class Bench:
-    def __init__(self, tmp, tree, endpoint, env, workers):
+    def __init__(self, tmp, tree, endpoint, direct, env, workers):
         self.tmp = tmp
         self.tree = tree
         self.endpoint = endpoint
@@ -120,7 +177,7 @@ class Bench:
 
         self.s3 = boto3.client(
             "s3",
-            endpoint_url=endpoint,
+            endpoint_url=direct,
             region_name="us-east-1",
             aws_access_key_id="bench",
             aws_secret_access_key="bench-secret",
@@ -261,11 +318,15 @@ def fmt(x, digits=2):
     return "-" if x is None else "%.*f" % (digits, x)
 
 
-def report(results, files, tree_bytes):
+def report(results, files, tree_bytes, rtt_ms):
     lines = []
     lines.append(
-        "Tree: %d files, %.1f MiB. Times in seconds (wall clock of the command)."
-        % (files, tree_bytes / 1048576)
+        "Tree: %d files, %.1f MiB; %s. Times in seconds (wall clock of the command)."
+        % (
+            files,
+            tree_bytes / 1048576,
+            "%g ms added per request" % rtt_ms if rtt_ms else "no added latency",
+        )
     )
     lines.append("")
     head = "| scenario | " + " | ".join(TOOLS) + " | s3_sync / ours | aws / ours | s5cmd / ours |"
@@ -325,12 +386,16 @@ def main():
     parser.add_argument("--files", type=int, default=2000, help="size of the tree")
     parser.add_argument("--workers", type=int, help="s3_static_sync workers (module default)")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0, help="delay added to every request (network stand-in)"
+    )
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="gantry-s3-bench-")
     port = free_port()
     env = base_env(tmp)
+    proxy = None
     moto = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env=env,
@@ -342,7 +407,12 @@ def main():
         tree = os.path.join(tmp, "static")
         paths = make_tree(tree, args.files, args.seed)
         tree_bytes = sum(os.path.getsize(p) for p in paths)
-        bench = Bench(tmp, tree, "http://127.0.0.1:%d" % port, env, args.workers)
+        direct = "http://127.0.0.1:%d" % port
+        endpoint = direct
+        if args.rtt_ms:
+            proxy = LatencyProxy(port, args.rtt_ms / 1000.0)
+            endpoint = "http://127.0.0.1:%d" % proxy.port
+        bench = Bench(tmp, tree, endpoint, direct, env, args.workers)
         for tool in TOOLS:
             bench.s3.create_bucket(Bucket=bench.bucket(tool))
 
@@ -361,7 +431,7 @@ def main():
                     file=sys.stderr,
                     flush=True,
                 )
-        table, ok = report(results, len(paths), tree_bytes)
+        table, ok = report(results, len(paths), tree_bytes, args.rtt_ms)
         print(table)
         if args.json:
             with open(args.json, "w") as f:
@@ -370,6 +440,8 @@ def main():
                 )
         return 0 if ok else 1
     finally:
+        if proxy:
+            proxy.stop()
         moto.terminate()
         moto.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)

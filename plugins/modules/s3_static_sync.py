@@ -533,11 +533,18 @@ class Sync:
         return [r + "/" if r else "" for r in kept]
 
     def run_absent(self):
-        manifest = self.read_manifest()
+        try:
+            raw = self.store.get_object_bytes(self.manifest_key)
+        except ClientError as exc:
+            if error_code(exc) not in MISSING_BUCKET_CODES:
+                raise
+            raw = None
+        if raw is None:
+            return self.result(changed=False, release="")
+        manifest = parse_manifest(raw)
         keys = stale_keys(manifest["objects"], [], self.scope, self.manifest_key)
-        changed = bool(keys) or bool(manifest["releases"])
         extra = {"diff": {"before": diff_text(keys), "after": ""}} if self.module._diff else {}
-        if changed and not self.module.check_mode:
+        if not self.module.check_mode:
             failed = self.store.delete(keys)
             if failed:
                 manifest["objects"] = {k: v for k, v in manifest["objects"].items() if k in failed}
@@ -547,7 +554,7 @@ class Sync:
                     % (len(failed), "; ".join("%s %s" % kv for kv in sorted(failed.items())[:5]))
                 )
             self.store.delete([self.manifest_key])
-        return self.result(changed=changed, deleted=len(keys), release="", **extra)
+        return self.result(changed=True, deleted=len(keys), release="", **extra)
 
     def run_present(self):
         p = self.p
