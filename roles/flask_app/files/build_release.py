@@ -70,8 +70,12 @@ def build_common(release_dir, source, requirement_files, extra_requirements):
         return common, False
     shutil.rmtree(common, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(dir=release_dir, prefix=".common-"))
-    run(pip("wheel", "--wheel-dir", str(scratch), str(source),
+    # setuptools builds in the tree it is given: build a copy, never the user's checkout.
+    tree = Path(tempfile.mkdtemp(dir=release_dir, prefix=".source-")) / "src"
+    shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.egg-info"))
+    run(pip("wheel", "--wheel-dir", str(scratch), str(tree),
             *requirement_args(requirement_files, extra_requirements)))
+    shutil.rmtree(tree.parent)
     (scratch / ".complete").touch()
     scratch.rename(common)
     return common, True
