@@ -19,6 +19,9 @@ Control API (in-process): ``add_zone``, ``seed_rules``, ``ruleset``, ``set_setti
 ``setting``, ``inject`` (the next N matching calls fail with a given status and
 optional Retry-After), ``calls`` (the request log) and ``purges``.
 ``run_module`` at the end runs one of our modules in-process against it.
+Run as a script (``python tests/cloudflare_standin.py --port P --zone NAME``) it serves
+until killed, for the molecule scenario; ``GET /_standin/purges`` then returns the purge
+log (that path is the stand-in's own, not Cloudflare's).
 
 The validation here is deliberately small; behaviour not listed above is not modelled.
 """
@@ -38,6 +41,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 API_PREFIX = "/client/v4"
+# Not part of Cloudflare's API: lets a test in another process read the purge log.
+CONTROL_PURGES = "/_standin/purges"
 TOKEN = "standin-test-token"
 
 ALL_PERMISSIONS = frozenset({
@@ -104,13 +109,13 @@ class CloudflareStandIn:
         self._thread = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self):
+    def start(self, port=0):
         standin = self
 
         class Handler(_Handler):
             owner = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
@@ -394,6 +399,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self):
         url = urlsplit(self.path)
+        if url.path == CONTROL_PURGES:
+            with self.owner._lock:
+                data = json.dumps(self.owner.purges).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -447,3 +461,25 @@ def run_module(name, args, check_mode=False, diff=False):
         except SystemExit:
             pass
     return json.loads(out.getvalue())
+
+
+def main():
+    """Serve the stand-in until killed, for tests that run Ansible in another process."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--zone", required=True, help="zone name to create")
+    opts = parser.parse_args()
+    standin = CloudflareStandIn().start(opts.port)
+    standin.add_zone(opts.zone)
+    print(f"Cloudflare stand-in (a test double) at {standin.base_url}, token {TOKEN}", flush=True)
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    signal.sigwait(stop_signals)
+    standin.stop()
+
+
+if __name__ == "__main__":
+    main()
