@@ -39,7 +39,7 @@ bench-s3: deps
 
 deps: $(VENV)/.installed host-packages
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
