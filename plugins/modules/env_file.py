@@ -12,7 +12,7 @@ description:
   - Values are single-quoted (literal in both readers). A value holding a single quote or
     a backslash is double-quoted with C(\\) and C(") escaped, which both readers undo the
     same way. Values both readers would read differently (a newline, a control
-    character, or C(${) inside double quotes, which python-dotenv interpolates) are
+    character, or C(${), which python-dotenv expands even in single quotes) are
     refused with an error naming the key, never its value.
   - Values are never logged; the diff names the keys that change, not their values.
   - The file is replaced atomically with its final owner, group and mode.
@@ -80,11 +80,12 @@ CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 def quote(key, value):
     if CONTROL_RE.search(value):
         raise ValueError(f"value of {key} holds a newline or control character")
+    if "${" in value:
+        # python-dotenv expands ${NAME} even inside single quotes; systemd never does.
+        raise ValueError(f"value of {key} holds '${{', which python-dotenv would expand "
+                         "and systemd would not")
     if "'" not in value and "\\" not in value:
         return f"'{value}'"
-    if "${" in value:
-        raise ValueError(f"value of {key} holds both a quote or backslash and '${{', "
-                         "which python-dotenv would interpolate")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 

@@ -1,0 +1,100 @@
+"""The env_file module writes values python-dotenv reads back unchanged (systemd's side is
+checked in molecule's verify, against the running service's environment)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+spec = importlib.util.spec_from_file_location("env_file", ROOT / "plugins/modules/env_file.py")
+env_file = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(env_file)
+
+TRICKY = {
+    "PLAIN": "value",
+    "EMPTY": "",
+    "SPACES": "two  words ",
+    "HASH": "a # not a comment",
+    "DOLLAR": "price $5 and $HOME",
+    "DOUBLE": 'say "hi"',
+    "SINGLE": "it's",
+    "BACKSLASH": r"C:\new\table",
+    "BOTH": "it's a \\ \"mix\"",
+    "UNICODE": "crème brûlée",
+    "EQUALS": "a=b=c",
+}
+
+
+def test_dotenv_reads_back_every_value(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text(env_file.render(TRICKY))
+    assert dotenv_values(path) == TRICKY
+
+
+def test_no_export_prefix_and_sorted_keys():
+    lines = env_file.render({"B": "2", "A": "1"}).splitlines()
+    assert lines == ["A='1'", "B='2'"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MULTI": "line\nbreak"}, "MULTI holds a newline"),
+        ({"BAD-KEY": "x"}, "'BAD-KEY' is not a valid"),
+        ({"EXPANDED": "${HOME}/x"}, "EXPANDED holds"),
+    ],
+)
+def test_values_read_differently_are_refused(env, message):
+    with pytest.raises(ValueError, match=message):
+        env_file.render(env)
+
+
+def run_module(tmp_path, args, check=False):
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"env_file": args, "register": "result", "no_log": False},
+                  {"ansible.builtin.debug": {"var": "result"}}],
+    }]))
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
+           "-e", f"ansible_python_interpreter={sys.executable}"]
+    if check:
+        cmd += ["--check", "--diff"]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    return tasks[0]["hosts"]["localhost"], proc.stdout
+
+
+def test_module_writes_mode_and_is_idempotent(tmp_path):
+    path = tmp_path / "app.env"
+    user = os.environ.get("USER") or "root"
+    args = {"path": str(path), "env": {"SECRET_KEY": "s3cr3t-value", "A": "1"},
+            "owner": user, "group": "root", "mode": "0640"}
+
+    first, _ = run_module(tmp_path, args)
+    assert first["changed"] is True
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    second, _ = run_module(tmp_path, args)
+    assert second["changed"] is False
+
+
+def test_check_mode_and_diff_never_show_values(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text("SECRET_KEY='old-secret-value'\n")
+    args = {"path": str(path), "env": {"SECRET_KEY": "new-secret-value"},
+            "owner": "root", "group": "root", "mode": "0640"}
+    result, output = run_module(tmp_path, args, check=True)
+    assert result["changed"] is True
+    assert result["changed_keys"] == ["SECRET_KEY"]
+    assert path.read_text() == "SECRET_KEY='old-secret-value'\n"
+    assert "new-secret-value" not in output and "old-secret-value" not in output
