@@ -208,7 +208,10 @@ class Bench:
         proc = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True)
         wall = time.monotonic() - start
         if proc.returncode != 0:
-            sys.exit("%s failed:\n%s\n%s" % (path, proc.stdout[-3000:], proc.stderr[-3000:]))
+            sys.exit(
+                "%s failed (rc %s):\n%s\n%s"
+                % (path, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+            )
         task = json.loads(proc.stdout)["plays"][0]["tasks"][0]
         duration = task["task"]["duration"]
         t0 = datetime.datetime.fromisoformat(duration["start"].replace("Z", "+00:00"))

@@ -134,7 +134,7 @@ class S3Store:
         aws_secret_access_key=None,
         session_token=None,
         profile=None,
-        workers=16,
+        workers=10,
         retries=5,
         retry_mode="adaptive",
         addressing_style="auto",
