@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,7 @@ class Bench:
     def __init__(self, tmp, tree, endpoint, direct, env, workers):
         self.tmp = tmp
         self.tree = tree
+        self.round = 0
         self.endpoint = endpoint
         self.env = env
         self.workers = workers
@@ -184,7 +186,7 @@ class Bench:
         )
 
     def bucket(self, tool):
-        return "bench-%s" % tool.replace("_", "-")
+        return "bench-%s-%d" % (tool.replace("_", "-"), self.round)
 
     def playbook(self, name, task):
         path = os.path.join(self.tmp, name + ".yml")
@@ -299,6 +301,15 @@ class Bench:
         }
 
 
+def median_run(runs):
+    """Median of each measure over the rounds (a shared machine is noisy)."""
+    out = {}
+    for field in runs[0]:
+        values = sorted(r[field] for r in runs if r[field] is not None)
+        out[field] = statistics.median(values) if values else None
+    return out
+
+
 def touch(paths):
     now = time.time()
     for p in paths:
@@ -321,14 +332,16 @@ def fmt(x, digits=2):
     return "-" if x is None else "%.*f" % (digits, x)
 
 
-def report(results, files, tree_bytes, rtt_ms):
+def report(results, files, tree_bytes, rtt_ms, repeat):
     lines = []
     lines.append(
-        "Tree: %d files, %.1f MiB; %s. Times in seconds (wall clock of the command)."
+        "Tree: %d files, %.1f MiB; %s; median of %d round(s). Times in seconds "
+        "(wall clock of the command)."
         % (
             files,
             tree_bytes / 1048576,
             "%g ms added per request" % rtt_ms if rtt_ms else "no added latency",
+            repeat,
         )
     )
     lines.append("")
@@ -338,7 +351,7 @@ def report(results, files, tree_bytes, rtt_ms):
     for sc in SCENARIOS:
         row = results[sc]
         ours = row["s3_static_sync"]["wall"]
-        cells = ["%s (%d)" % (fmt(row[t]["wall"]), row[t]["written"]) for t in TOOLS]
+        cells = ["%s (%g)" % (fmt(row[t]["wall"]), row[t]["written"]) for t in TOOLS]
         ratios = [fmt(row[t]["wall"] / ours, 1) + "x" for t in TOOLS[1:]]
         lines.append("| %s | %s | %s |" % (sc, " | ".join(cells), " | ".join(ratios)))
     lines.append("")
@@ -392,6 +405,7 @@ def main():
     parser.add_argument(
         "--rtt-ms", type=float, default=0, help="delay added to every request (network stand-in)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are shown")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
 
@@ -407,40 +421,41 @@ def main():
     )
     try:
         wait_for_port(port, moto)
-        tree = os.path.join(tmp, "static")
-        paths = make_tree(tree, args.files, args.seed)
-        tree_bytes = sum(os.path.getsize(p) for p in paths)
         direct = "http://127.0.0.1:%d" % port
         endpoint = direct
         if args.rtt_ms:
             proxy = LatencyProxy(port, args.rtt_ms / 1000.0)
             endpoint = "http://127.0.0.1:%d" % proxy.port
-        bench = Bench(tmp, tree, endpoint, direct, env, args.workers)
-        for tool in TOOLS:
-            bench.s3.create_bucket(Bucket=bench.bucket(tool))
-
-        results = {}
-        for sc in SCENARIOS:
-            if sc == "mtime-only change":
-                touch(paths)
-            elif sc == "1% changed":
-                edit(paths, 0.01, args.seed)
-            results[sc] = {}
+        bench = Bench(tmp, None, endpoint, direct, env, args.workers)
+        runs = {sc: {tool: [] for tool in TOOLS} for sc in SCENARIOS}
+        for rnd in range(args.repeat):
+            # Each round: the same tree afresh, empty buckets.
+            bench.round = rnd
+            bench.tree = os.path.join(tmp, "static-%d" % rnd)
+            paths = make_tree(bench.tree, args.files, args.seed)
+            tree_bytes = sum(os.path.getsize(p) for p in paths)
             for tool in TOOLS:
-                results[sc][tool] = bench.measure(tool)
-                r = results[sc][tool]
-                print(
-                    "%-18s %-15s %7.2fs  written %5d" % (sc, tool, r["wall"], r["written"]),
-                    file=sys.stderr,
-                    flush=True,
-                )
-        table, ok = report(results, len(paths), tree_bytes, args.rtt_ms)
+                bench.s3.create_bucket(Bucket=bench.bucket(tool))
+            for sc in SCENARIOS:
+                if sc == "mtime-only change":
+                    touch(paths)
+                elif sc == "1% changed":
+                    edit(paths, 0.01, args.seed)
+                for tool in TOOLS:
+                    r = bench.measure(tool)
+                    runs[sc][tool].append(r)
+                    print(
+                        "round %d %-18s %-15s %7.2fs  written %5d"
+                        % (rnd + 1, sc, tool, r["wall"], r["written"]),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        results = {sc: {tool: median_run(runs[sc][tool]) for tool in TOOLS} for sc in SCENARIOS}
+        table, ok = report(results, len(paths), tree_bytes, args.rtt_ms, args.repeat)
         print(table)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump(
-                    {"files": len(paths), "bytes": tree_bytes, "results": results}, f, indent=1
-                )
+                json.dump({"files": len(paths), "bytes": tree_bytes, "runs": runs}, f, indent=1)
         return 0 if ok else 1
     finally:
         if proxy:
