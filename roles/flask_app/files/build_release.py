@@ -167,9 +167,16 @@ def main():
     if not (source / "pyproject.toml").exists():
         sys.exit(f"{source} has no pyproject.toml: the app must be a pip-installable project")
     requirement_files = [Path(opts.requirements)] if opts.requirements else []
-    release_id = opts.release_id or source_digest(source, requirement_files, opts.extra)[:12]
+    content = source_digest(source, requirement_files, opts.extra)
+    release_id = opts.release_id or content[:12]
     release_dir = opts.build_dir / release_id
+    # A release id given by hand may be reused for other content: never serve a stale build.
+    content_file = release_dir / "CONTENT"
+    if release_dir.exists() and (
+            not content_file.exists() or content_file.read_text().strip() != content):
+        shutil.rmtree(release_dir)
     release_dir.mkdir(parents=True, exist_ok=True)
+    content_file.write_text(content + "\n")
 
     common, changed = build_common(release_dir, source, requirement_files, opts.extra)
     wheel, app_req = app_wheel(common, source)
@@ -183,6 +190,7 @@ def main():
         changed = changed or target_changed
     print(json.dumps({
         "release_id": release_id,
+        "content": content,
         "changed": changed or venv_changed,
         "build_dir": str(release_dir),
         "app_requirement": app_req,
