@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from cloudflare_standin import TOKEN, CloudflareStandIn, run_module
+from cloudflare_standin import TOKEN, run_module
 
 MODULE = "cloudflare_cache_rules"
 ENTRYPOINT = "/rulesets/phases/http_request_cache_settings/entrypoint"
@@ -44,13 +44,6 @@ FOREIGN_B = {
     "action_parameters": {"cache": False},
     "logging": {"enabled": True},
 }
-
-
-@pytest.fixture
-def cf():
-    with CloudflareStandIn() as standin:
-        standin.zone = standin.add_zone("example.com")
-        yield standin
 
 
 def run(cf, check_mode=False, diff=False, **kwargs):

@@ -1,17 +1,10 @@
 """cloudflare_purge through the real cloudflare SDK against the local stand-in."""
 
 import pytest
-from cloudflare_standin import TOKEN, CloudflareStandIn, run_module
+from cloudflare_standin import TOKEN, run_module
 
 MODULE = "cloudflare_purge"
 URLS = [f"https://www.example.com/static/file{i:03d}.css" for i in range(75)]
-
-
-@pytest.fixture
-def cf():
-    with CloudflareStandIn(purge_limit=30) as standin:
-        standin.zone = standin.add_zone("example.com")
-        yield standin
 
 
 def run(cf, check_mode=False, **kwargs):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloudflare_standin import REPO, TOKEN, CloudflareStandIn
+from cloudflare_standin import REPO, TOKEN
 
 PLAYBOOK = """\
 - name: Role under test
@@ -31,13 +31,6 @@ FOREIGN = {
     "action": "set_cache_settings",
     "action_parameters": {"cache": True, "edge_ttl": {"mode": "respect_origin"}},
 }
-
-
-@pytest.fixture
-def cf():
-    with CloudflareStandIn() as standin:
-        standin.zone = standin.add_zone("example.com")
-        yield standin
 
 
 @pytest.fixture

@@ -1,16 +1,8 @@
 """cloudflare_zone_settings through the real cloudflare SDK against the local stand-in."""
 
-import pytest
-from cloudflare_standin import TOKEN, CloudflareStandIn, run_module
+from cloudflare_standin import TOKEN, run_module
 
 MODULE = "cloudflare_zone_settings"
-
-
-@pytest.fixture
-def cf():
-    with CloudflareStandIn() as standin:
-        standin.zone = standin.add_zone("example.com")
-        yield standin
 
 
 def run(cf, check_mode=False, diff=False, **kwargs):
