@@ -98,3 +98,12 @@ def test_check_mode_and_diff_never_show_values(tmp_path):
     assert result["changed_keys"] == ["SECRET_KEY"]
     assert path.read_text() == "SECRET_KEY='old-secret-value'\n"
     assert "new-secret-value" not in output and "old-secret-value" not in output
+
+
+def test_check_mode_before_the_group_exists_predicts_a_change(tmp_path):
+    path = tmp_path / "app.env"
+    args = {"path": str(path), "env": {"A": "1"}, "owner": "root",
+            "group": "gantry-no-such-group", "mode": "0640"}
+    result, _ = run_module(tmp_path, args, check=True)
+    assert result["changed"] is True
+    assert not path.exists()

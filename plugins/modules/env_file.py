@@ -150,8 +150,14 @@ def main():
         uid = pwd.getpwnam(module.params["owner"]).pw_uid
         gid = grp.getgrnam(module.params["group"]).gr_gid
         mode = int(module.params["mode"], 8)
-    except (KeyError, ValueError) as exc:
-        module.fail_json(msg=f"cannot write {path}: bad owner, group or mode ({exc})")
+    except KeyError as exc:
+        if module.check_mode:
+            # The user or group is created by an earlier task that check mode only predicted.
+            result["changed"] = True
+            module.exit_json(**result)
+        module.fail_json(msg=f"cannot write {path}: unknown owner or group ({exc})")
+    except ValueError as exc:
+        module.fail_json(msg=f"cannot write {path}: mode must be octal ({exc})")
 
     if current is not None and not changed:
         stat = os.stat(path)
