@@ -38,6 +38,19 @@ bucket = s3_helpers.bucket
 MANIFEST = ".gantry-static-manifest.json"
 
 
+def list_folders(app, cwd=None, **env):
+    """What flask_static_folders.py prints for ``app``, parsed."""
+    proc = subprocess.run(
+        [PYTHON, FOLDERS_SCRIPT, app],
+        env=clean_env(**env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
 @pytest.fixture
 def site(tmp_path):
     """An app static folder and a blueprint static folder."""
@@ -408,14 +421,7 @@ def test_flask_s3_url_for_points_at_the_uploaded_keys(moto, s3, bucket, tmp_path
             "late_static/late.css": ".late{}\n",
         },
     )
-    proc = subprocess.run(
-        [PYTHON, FOLDERS_SCRIPT, "tinyshop:app"],
-        env=clean_env(PYTHONPATH=str(tmp_path / "apps")),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(proc.stdout)
+    found = list_folders("tinyshop:app", PYTHONPATH=str(tmp_path / "apps"))
     by_endpoint = {f["endpoint"]: f for f in found["folders"]}
     assert by_endpoint["static"]["url_path"] == "/static"
     assert by_endpoint["shop.static"]["url_path"] == "/shop/assets"
@@ -475,17 +481,8 @@ def test_demo_app_folders(tmp_path):
     demo = os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "flask_demo"
     )
-    if not os.path.isdir(os.path.join(demo, "gantry_demo")):
-        pytest.skip("examples/flask_demo is not in this tree")
-    proc = subprocess.run(
-        [PYTHON, FOLDERS_SCRIPT, "gantry_demo.wsgi:app"],
-        env=clean_env(PYTHONPATH=demo, SECRET_KEY="discovery-only"),
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(proc.stdout)
+    found = list_folders("gantry_demo.wsgi:app", cwd=str(tmp_path), PYTHONPATH=demo,
+                         SECRET_KEY="discovery-only")
     by_endpoint = {f["endpoint"]: f for f in found["folders"]}
     assert by_endpoint["static"]["url_path"] == "/static"
     assert by_endpoint["static"]["path"] == os.path.join(demo, "gantry_demo", "static")
