@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import brotli
 import pytest
 import requests
 
@@ -396,6 +397,32 @@ def test_gzip_only_on_bytes_we_compressed(moto, s3, bucket, tmp_path):
     plain = run_module(dict(args, compress="none"), tmp_path)
     assert plain["uploaded"] == 2  # the two text files; png and .gz were never gzip candidates
     assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="static/app.css")
+
+
+def test_brotli_only_on_bytes_we_compressed(moto, s3, bucket, tmp_path):
+    text = "body { margin: 0 }\n" * 100
+    root = write_tree(
+        tmp_path / "br",
+        {
+            "app.css": text,
+            "app.css.br": brotli.compress(text.encode()),
+            "logo.png": b"\x89PNG" + b"\0" * 1000,
+        },
+    )
+    args = module_args(
+        moto.endpoint, bucket, [{"path": str(root), "url_path": "/static"}], compress="brotli"
+    )
+    assert run_module(args, tmp_path)["uploaded"] == 3
+    css = s3.get_object(Bucket=bucket, Key="static/app.css")
+    assert css["ContentEncoding"] == "br" and css["ContentType"] == "text/css; charset=utf-8"
+    assert brotli.decompress(css["Body"].read()) == text.encode()
+    for key in ("static/app.css.br", "static/logo.png"):
+        assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key=key), key
+    assert not run_module(args, tmp_path)["changed"]
+    # Another encoding is other stored bytes: the text file is uploaded again.
+    regzip = run_module(dict(args, compress="gzip"), tmp_path)
+    assert regzip["uploaded"] == 1
+    assert s3.head_object(Bucket=bucket, Key="static/app.css")["ContentEncoding"] == "gzip"
 
 
 def test_flask_s3_url_for_points_at_the_uploaded_keys(moto, s3, bucket, tmp_path):

@@ -27,6 +27,13 @@ try:
 except ImportError:
     HAS_BOTO3 = False
 
+try:
+    import brotli
+
+    HAS_BROTLI = True
+except ImportError:
+    HAS_BROTLI = False
+
 from ansible.module_utils.gantry_s3 import (
     MAX_COMPRESS_RATIO,
     MIN_COMPRESS_SIZE,
@@ -62,6 +69,13 @@ CREDENTIAL_CODES = frozenset(
 )
 
 MISSING_BUCKET_CODES = frozenset(("NoSuchBucket",))
+
+# compress option -> (Content-Encoding, encoder). Both encoders are deterministic
+# (gzip with mtime=0), so the same file gives the same bytes, hence the same ETag.
+ENCODINGS = {
+    "gzip": ("gzip", lambda raw: gzip.compress(raw, compresslevel=9, mtime=0)),
+    "brotli": ("br", lambda raw: brotli.compress(raw, quality=11)),
+}
 
 
 class S3SyncError(Exception):
@@ -260,14 +274,14 @@ class S3Store:
         extra = self._extra(f.params, f.metadata, f.sha256)
         body = None
         encoding = None
-        if compress == "gzip" and MIN_COMPRESS_SIZE <= f.size < self.multipart_threshold:
+        if compress in ENCODINGS and MIN_COMPRESS_SIZE <= f.size < self.multipart_threshold:
             with open(f.path, "rb") as fh:
                 raw = fh.read()
-            # mtime=0 keeps the gzip bytes, hence the ETag, identical across runs.
-            packed = gzip.compress(raw, compresslevel=9, mtime=0)
+            header, encode = ENCODINGS[compress]
+            packed = encode(raw)
             if len(packed) <= len(raw) * MAX_COMPRESS_RATIO:
-                body, encoding = packed, "gzip"
-                extra["ContentEncoding"] = "gzip"
+                body, encoding = packed, header
+                extra["ContentEncoding"] = header
         if body is not None:
             resp = self._retry(
                 lambda: self.client.put_object(Bucket=self.bucket, Key=f.key, Body=body, **extra)
@@ -275,11 +289,14 @@ class S3Store:
             return resp["ETag"], len(body), encoding
         if f.size < self.multipart_threshold:
 
-            def put():
-                with open(f.path, "rb") as fh:
-                    return self.client.put_object(Bucket=self.bucket, Key=f.key, Body=fh, **extra)
-
-            return self._retry(put)["ETag"], f.size, None
+            # Bytes, not a file object: botocore sends "Expect: 100-continue" with file
+            # bodies, which costs every small upload one more round trip.
+            with open(f.path, "rb") as fh:
+                data = fh.read()
+            resp = self._retry(
+                lambda: self.client.put_object(Bucket=self.bucket, Key=f.key, Body=data, **extra)
+            )
+            return resp["ETag"], len(data), None
         self._retry(
             lambda: self.client.upload_file(
                 f.path, self.bucket, f.key, ExtraArgs=extra, Config=self.transfer_config

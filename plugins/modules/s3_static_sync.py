@@ -35,6 +35,7 @@ version_added: "1.0.0"
 author: Gantry
 requirements:
   - boto3
+  - brotli (only for I(compress=brotli))
 options:
   bucket:
     description: Bucket name (Flask-S3's C(FLASKS3_BUCKET_NAME)).
@@ -145,15 +146,18 @@ options:
     default: '[.-][0-9a-fA-F]{8,64}(\.[A-Za-z0-9]+)+$'
   compress:
     description:
-      - C(gzip) stores text files gzip-compressed with C(Content-Encoding=gzip) when it
-        saves at least 5 %. Only bytes the module compressed get that header; files that
-        are already C(.gz) are stored as they are.
-      - S3 cannot negotiate encodings, so every client gets gzip, and a CDN such as
-        Cloudflare passes it through instead of serving brotli; leave C(none) behind a
-        compressing CDN. Brotli is not offered (no brotli library on the controller).
+      - C(gzip) stores text files gzip-compressed with C(Content-Encoding=gzip), C(brotli)
+        brotli-compressed with C(Content-Encoding=br), each only when it saves at least
+        5 %. Only bytes the module compressed get that header; files that are already
+        C(.gz) or C(.br) are stored as they are.
+      - S3 cannot negotiate encodings, so every client gets the stored encoding (every
+        current browser reads both; C(br) only over HTTPS), and a CDN such as Cloudflare
+        passes it through instead of compressing for each client; leave C(none) behind a
+        compressing CDN.
+      - C(brotli) needs the C(brotli) Python package on the controller.
       - Files of I(multipart_threshold) or more are never compressed.
     type: str
-    choices: [none, gzip]
+    choices: [none, gzip, brotli]
     default: none
   workers:
     description:
@@ -415,6 +419,7 @@ from ansible.module_utils.gantry_s3 import (
 )
 from ansible.module_utils.gantry_s3_io import (
     HAS_BOTO3,
+    HAS_BROTLI,
     MISSING_BUCKET_CODES,
     S3Store,
     S3SyncError,
@@ -791,7 +796,7 @@ def main():
             default_cache_control=dict(type="str", default="public, max-age=300"),
             immutable_cache_control=dict(type="str", default="public, max-age=31536000, immutable"),
             immutable_pattern=dict(type="str", default=r"[.-][0-9a-fA-F]{8,64}(\.[A-Za-z0-9]+)+$"),
-            compress=dict(type="str", choices=["none", "gzip"], default="none"),
+            compress=dict(type="str", choices=["none", "gzip", "brotli"], default="none"),
             workers=dict(type="int", default=10),
             multipart_threshold=dict(type="bytes", default="8MB"),
             multipart_chunksize=dict(type="bytes", default="8MB"),
@@ -825,6 +830,8 @@ def main():
     )
     if not HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"))
+    if module.params["compress"] == "brotli" and not HAS_BROTLI:
+        module.fail_json(msg=missing_required_lib("brotli"))
     p = module.params
     if p["keep_releases"] < 0 or p["workers"] < 1 or p["retries"] < 0:
         module.fail_json(msg="keep_releases and retries must be >= 0 and workers >= 1")
