@@ -6,6 +6,7 @@ COPY and DELETE for what changed)."""
 
 import gzip
 import random
+import threading
 import time
 
 try:
@@ -69,6 +70,10 @@ CREDENTIAL_CODES = frozenset(
 )
 
 MISSING_BUCKET_CODES = frozenset(("NoSuchBucket",))
+
+# Multipart files uploaded at once, and part threads for each.
+MULTIPART_FILES = 2
+MULTIPART_CONCURRENCY = 10
 
 # compress option -> (Content-Encoding, encoder). Both encoders are deterministic
 # (gzip with mtime=0), so the same file gives the same bytes, hence the same ETag.
@@ -179,7 +184,7 @@ class S3Store:
         self.region = session.region_name
         config = Config(
             retries={"total_max_attempts": retries + 1, "mode": retry_mode},
-            max_pool_connections=workers + 10,
+            max_pool_connections=workers + MULTIPART_FILES * MULTIPART_CONCURRENCY,
             s3={"addressing_style": addressing_style},
             connect_timeout=10,
             read_timeout=120,
@@ -195,9 +200,12 @@ class S3Store:
         self.transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
-            max_concurrency=min(10, workers),
+            max_concurrency=min(MULTIPART_CONCURRENCY, workers),
             preferred_transfer_client="classic",
         )
+        # Each multipart file runs its own part threads, each holding a part in memory:
+        # a few at a time keep memory and connections bounded whatever `workers` is.
+        self.multipart_slots = threading.BoundedSemaphore(MULTIPART_FILES)
 
     def _retry(self, call):
         return with_backoff(call, self.outer_attempts)
@@ -297,11 +305,12 @@ class S3Store:
                 lambda: self.client.put_object(Bucket=self.bucket, Key=f.key, Body=data, **extra)
             )
             return resp["ETag"], len(data), None
-        self._retry(
-            lambda: self.client.upload_file(
-                f.path, self.bucket, f.key, ExtraArgs=extra, Config=self.transfer_config
+        with self.multipart_slots:
+            self._retry(
+                lambda: self.client.upload_file(
+                    f.path, self.bucket, f.key, ExtraArgs=extra, Config=self.transfer_config
+                )
             )
-        )
         # The transfer manager does not return the multipart ETag; ask once.
         head = self._retry(lambda: self.client.head_object(Bucket=self.bucket, Key=f.key))
         return head["ETag"], head["ContentLength"], None
