@@ -107,3 +107,26 @@ def test_check_mode_before_the_group_exists_predicts_a_change(tmp_path):
     result, _ = run_module(tmp_path, args, check=True)
     assert result["changed"] is True
     assert not path.exists()
+
+
+def test_backup_keeps_the_replaced_file_only(tmp_path):
+    path = tmp_path / "app.env"
+    args = {"path": str(path), "env": {"SECRET_KEY": "old-token-4d1c", "DEBUG": "0"},
+            "owner": "root", "group": "root", "mode": "0640", "backup": True}
+    created, _ = run_module(tmp_path, args)
+    assert created["changed"] and "backup_file" not in created  # nothing replaced
+    old_inode = path.stat().st_ino
+
+    replaced, output = run_module(tmp_path, dict(args, env={"SECRET_KEY": "new-token-9b7e"}))
+    backup = tmp_path / "app.env.previous"
+    assert "backup_file" in replaced
+    assert backup.read_text() == "DEBUG='0'\nSECRET_KEY='old-token-4d1c'\n"
+    assert backup.stat().st_ino == old_inode and backup.stat().st_mode & 0o7777 == 0o640
+    assert path.read_text() == "SECRET_KEY='new-token-9b7e'\n"
+    assert "old-token-4d1c" not in output and "new-token-9b7e" not in output
+
+    unchanged, _ = run_module(tmp_path, dict(args, env={"SECRET_KEY": "new-token-9b7e"}))
+    assert not unchanged["changed"] and "backup_file" not in unchanged
+    run_module(tmp_path, dict(args, env={"SECRET_KEY": "third-token-2a6f"}))
+    assert backup.read_text() == "SECRET_KEY='new-token-9b7e'\n"
+    assert sorted(p.name for p in tmp_path.glob("app.env*")) == ["app.env", "app.env.previous"]

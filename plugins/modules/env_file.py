@@ -39,6 +39,13 @@ options:
     description: Mode of the file.
     type: raw
     default: "0640"
+  backup:
+    description:
+      - Keep the file being replaced as I(path)C(.previous) (same owner and mode; an
+        older one there is overwritten), so that a deploy whose new settings fail can
+        put the old ones back.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode.
   - Keys are written sorted, so reordering the input changes nothing.
@@ -63,6 +70,14 @@ changed_keys:
   type: list
   elements: str
   sample: [SECRET_KEY]
+backup_file:
+  description:
+    - The kept copy of the replaced file, when I(backup) made one.
+    - Ansible masks every value of I(env) wherever it appears in the output, so with
+      short values this path can come back masked; it is always I(path)C(.previous).
+  returned: changed and backup
+  type: str
+  sample: /etc/myapp/myapp.env.previous
 """
 
 import grp
@@ -119,6 +134,7 @@ def main():
             owner=dict(type="str", default="root"),
             group=dict(type="str", default="root"),
             mode=dict(type="str", default="0640"),
+            backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -165,6 +181,17 @@ def main():
         result["changed"] = changed
 
     if changed and not module.check_mode:
+        if module.params["backup"] and current is not None:
+            # A second name for the old inode: no copy of the secrets is ever written,
+            # and the replace below leaves the old content there alone.
+            backup = path + ".previous"
+            try:
+                if os.path.lexists(backup):
+                    os.unlink(backup)
+                os.link(path, backup)
+            except OSError as exc:
+                module.fail_json(msg=f"cannot keep the old {path} as {backup}: {exc}")
+            result["backup_file"] = backup
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".env-")
         try:
             # Final owner and mode before the first byte: secrets never sit readable.

@@ -162,7 +162,7 @@ options:
   workers:
     description:
       - Parallel requests (hashing, uploads, copies). Small files are bound by the round
-        trip, not bandwidth: at 20 ms per request 32 workers upload 2,000 files in
+        trip, not bandwidth; at 20 ms per request 32 workers upload 2,000 files in
         6.4 s where the AWS CLI's 10 take 10.2 s. Each worker holds at most one file
         below I(multipart_threshold) in memory; files above it go two at a time, each
         in up to 10 parallel parts.
