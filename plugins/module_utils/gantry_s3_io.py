@@ -296,7 +296,6 @@ class S3Store:
             )
             return resp["ETag"], len(body), encoding
         if f.size < self.multipart_threshold:
-
             # Bytes, not a file object: botocore sends "Expect: 100-continue" with file
             # bodies, which costs every small upload one more round trip.
             with open(f.path, "rb") as fh:
