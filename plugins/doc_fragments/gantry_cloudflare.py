@@ -46,3 +46,24 @@ options:
     type: int
     default: 60
 """
+
+    # Attribute sets, as gantry_cloudflare.check_and_diff or gantry_cloudflare.check_no_diff.
+    CHECK_AND_DIFF = r"""
+attributes:
+  check_mode:
+    description: Reads the zone and reports what would change, writing nothing.
+    support: full
+  diff_mode:
+    description: Returns the values before and after the change.
+    support: full
+"""
+
+    CHECK_NO_DIFF = r"""
+attributes:
+  check_mode:
+    description: Reads the zone and reports what would be sent, writing nothing.
+    support: full
+  diff_mode:
+    description: A purge has no before and after to show.
+    support: none
+"""

@@ -108,11 +108,7 @@ options:
     default: present
 extends_documentation_fragment:
   - gantry_cloudflare
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - gantry_cloudflare.check_and_diff
 notes:
   - The token needs C(Zone > Cache Rules > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).

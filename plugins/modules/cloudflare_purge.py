@@ -48,11 +48,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - gantry_cloudflare
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+  - gantry_cloudflare.check_no_diff
 notes:
   - The token needs C(Zone > Cache Purge > Purge) on the zone.
   - Purge has its own per-plan rate limit (a few requests per second or minute), whose

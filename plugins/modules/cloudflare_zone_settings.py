@@ -30,11 +30,7 @@ options:
     required: true
 extends_documentation_fragment:
   - gantry_cloudflare
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
+  - gantry_cloudflare.check_and_diff
 notes:
   - The token needs C(Zone > Zone Settings > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).
