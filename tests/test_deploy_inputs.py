@@ -29,12 +29,16 @@ def make_inventory(tmp_path, drop=()):
     for key in drop:
         main.pop(key)
     (group_vars / "main.yml").write_text(yaml.safe_dump(main))
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({
-        "app_servers": {
-            "hosts": {"gantry-no-such-host-1": {}, "gantry-no-such-host-2": {}},
-            "vars": {"ansible_connection": "community.docker.docker"},
-        }
-    }))
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "app_servers": {
+                    "hosts": {"gantry-no-such-host-1": {}, "gantry-no-such-host-2": {}},
+                    "vars": {"ansible_connection": "community.docker.docker"},
+                }
+            }
+        )
+    )
     return inventory
 
 
@@ -68,10 +72,19 @@ def test_valid_inputs_reach_only_the_read_only_host_check(tmp_path):
 
 def test_booleans_and_numbers_from_the_command_line_are_read_as_such(tmp_path):
     # -e gives strings: "true", "2" and "8001" must work like their YAML counterparts.
-    proc = run_playbook(make_inventory(tmp_path), "playbooks/validate.yml", extra=[
-        "s3_static_enabled=true", "s3_static_bucket=assets-bucket", "cloudflare_cdn_enabled=false",
-        "gantry_serial=2", "gantry_app_port=8001", "gunicorn_memory_deny_write_execute=false",
-        "flask_release_keep=3"])
+    proc = run_playbook(
+        make_inventory(tmp_path),
+        "playbooks/validate.yml",
+        extra=[
+            "s3_static_enabled=true",
+            "s3_static_bucket=assets-bucket",
+            "cloudflare_cdn_enabled=false",
+            "gantry_serial=2",
+            "gantry_app_port=8001",
+            "gunicorn_memory_deny_write_execute=false",
+            "flask_release_keep=3",
+        ],
+    )
     output = proc.stdout + proc.stderr
     assert "Conditional result" not in output, output
     assert "PLAY [Check each host can take the app]" in output, output
@@ -87,40 +100,100 @@ BAD_INPUTS = {
     "serial-word": (["gantry_serial=abc"], ["gantry_serial is", "abc", "hosts per batch"]),
     "serial-zero": (["gantry_serial=0"], ["gantry_serial is", "hosts per batch"]),
     "serial-over-100-percent": (["gantry_serial=150%"], ["gantry_serial is", "150%"]),
-    "serial-list-with-junk": ([{"gantry_serial": [1, "x"]}], ["gantry_serial is", "hosts per batch"]),
+    "serial-list-with-junk": (
+        [{"gantry_serial": [1, "x"]}],
+        ["gantry_serial is", "hosts per batch"],
+    ),
     "name-root": (["gantry_app_name=root"], ["gantry_app_name is", "root", "reserved"]),
     "name-www-data": (["gantry_app_name=www-data"], ["gantry_app_name is", "www-data", "reserved"]),
     "name-docker": (["gantry_app_name=docker"], ["gantry_app_name is", "docker", "reserved"]),
-    "name-systemd-family": (["gantry_app_name=systemd-shop"], ["gantry_app_name is", "systemd-shop", "reserved"]),
-    "name-trailing-newline": ([{"gantry_app_name": "shop\n"}], ["gantry_app_name is", "shop\\n", "lowercase"]),
-    "name-with-space": ([{"gantry_app_name": "my shop"}], ["gantry_app_name is", "my shop", "lowercase"]),
+    "name-systemd-family": (
+        ["gantry_app_name=systemd-shop"],
+        ["gantry_app_name is", "systemd-shop", "reserved"],
+    ),
+    "name-trailing-newline": (
+        [{"gantry_app_name": "shop\n"}],
+        ["gantry_app_name is", "shop\\n", "lowercase"],
+    ),
+    "name-with-space": (
+        [{"gantry_app_name": "my shop"}],
+        ["gantry_app_name is", "my shop", "lowercase"],
+    ),
     "name-with-slash": (["gantry_app_name=shop/admin"], ["gantry_app_name is", "shop/admin"]),
     "name-unicode": ([{"gantry_app_name": "café"}], ["gantry_app_name is", "lowercase"]),
-    "name-uppercase": (["gantry_app_name=Bad_Name"], ["gantry_app_name is", "Bad_Name", "lowercase"]),
+    "name-uppercase": (
+        ["gantry_app_name=Bad_Name"],
+        ["gantry_app_name is", "Bad_Name", "lowercase"],
+    ),
     "name-empty": ([{"gantry_app_name": ""}], ["gantry_app_name is", '""']),
-    "environment-unknown": (["gantry_environment=qa"], ["gantry_environment", "local, staging, production"]),
-    "source-missing": (["gantry_app_source=/nonexistent/app"], ["gantry_app_source is", "/nonexistent/app", "pyproject.toml"]),
-    "wsgi-without-variable": (["gantry_wsgi_app=myapp"], ["gantry_wsgi_app is", "myapp", "module:variable"]),
+    "environment-unknown": (
+        ["gantry_environment=qa"],
+        ["gantry_environment", "local, staging, production"],
+    ),
+    "source-missing": (
+        ["gantry_app_source=/nonexistent/app"],
+        ["gantry_app_source is", "/nonexistent/app", "pyproject.toml"],
+    ),
+    "wsgi-without-variable": (
+        ["gantry_wsgi_app=myapp"],
+        ["gantry_wsgi_app is", "myapp", "module:variable"],
+    ),
     "bool-not-a-bool": (["s3_static_enabled=maybe"], ["s3_static_enabled", "maybe", "bool"]),
     "workers-negative": (["gunicorn_workers=-1"], ["gunicorn_workers is", "-1"]),
     "timeout-not-a-number": (["gunicorn_timeout=soon"], ["gunicorn_timeout", "soon", "int"]),
     "threads-zero": (["gunicorn_threads=0"], ["gunicorn_threads is", "1-256"]),
-    "memory-percent-over-100": (["gunicorn_memory_percent=150"], ["gunicorn_memory_percent is", "150", "1-100"]),
-    "worker-class-unknown": (["gunicorn_worker_class=eventlet"], ["gunicorn_worker_class", "eventlet", "gthread"]),
-    "listen-port-out-of-range": ([{"gunicorn_listen": ["0.0.0.0:70000"]}], ["gunicorn_listen is", "0.0.0.0:70000"]),
+    "memory-percent-over-100": (
+        ["gunicorn_memory_percent=150"],
+        ["gunicorn_memory_percent is", "150", "1-100"],
+    ),
+    "worker-class-unknown": (
+        ["gunicorn_worker_class=eventlet"],
+        ["gunicorn_worker_class", "eventlet", "gthread"],
+    ),
+    "listen-port-out-of-range": (
+        [{"gunicorn_listen": ["0.0.0.0:70000"]}],
+        ["gunicorn_listen is", "0.0.0.0:70000"],
+    ),
     "max-requests-negative": (["gunicorn_max_requests=-1"], ["gunicorn_max_requests is", "-1"]),
     "keep-too-few": (["flask_release_keep=1"], ["flask_release_keep is", "at least 2"]),
-    "health-timeout-zero": (["flask_release_health_timeout=0"], ["flask_release_health_timeout is", "1-3600"]),
-    "health-url-not-http": (["flask_release_health_url=ftp://127.0.0.1/healthz"], ["flask_release_health_url is", "ftp://"]),
+    "health-timeout-zero": (
+        ["flask_release_health_timeout=0"],
+        ["flask_release_health_timeout is", "1-3600"],
+    ),
+    "health-url-not-http": (
+        ["flask_release_health_url=ftp://127.0.0.1/healthz"],
+        ["flask_release_health_url is", "ftp://"],
+    ),
     "release-id-path": (["flask_app_release_id=../etc"], ["flask_app_release_id is", "../etc"]),
-    "requirements-missing": (["flask_app_requirements_file=/nonexistent/req.txt"], ["flask_app_requirements_file is", "/nonexistent/req.txt"]),
-    "env-key-with-space": ([{"app_env_vars": {"BAD KEY": "x"}}], ["not valid variable names", "BAD KEY"]),
-    "bucket-name-invalid": ([S3_ON | {"s3_static_bucket": "My_Bucket"}], ["s3_static_bucket is", "My_Bucket"]),
+    "requirements-missing": (
+        ["flask_app_requirements_file=/nonexistent/req.txt"],
+        ["flask_app_requirements_file is", "/nonexistent/req.txt"],
+    ),
+    "env-key-with-space": (
+        [{"app_env_vars": {"BAD KEY": "x"}}],
+        ["not valid variable names", "BAD KEY"],
+    ),
+    "bucket-name-invalid": (
+        [S3_ON | {"s3_static_bucket": "My_Bucket"}],
+        ["s3_static_bucket is", "My_Bucket"],
+    ),
     "s3-workers-zero": ([S3_ON | {"s3_static_workers": 0}], ["s3_static_workers is", "1-256"]),
-    "s3-compress-unknown": ([S3_ON | {"s3_static_compress": "zstd"}], ["s3_static_compress", "zstd", "brotli"]),
-    "cdn-without-zone": (['{"cloudflare_cdn_enabled": true}'], ["cloudflare_cdn_zone_name is", "exactly one"]),
-    "cdn-batch-zero": ([CDN_ON | {"cloudflare_cdn_purge_batch_size": 0}], ["cloudflare_cdn_purge_batch_size is", "1-500"]),
-    "cdn-static-prefix-relative": ([CDN_ON | {"cloudflare_cdn_static_prefix": "static/"}], ["cloudflare_cdn_static_prefix is", "static/"]),
+    "s3-compress-unknown": (
+        [S3_ON | {"s3_static_compress": "zstd"}],
+        ["s3_static_compress", "zstd", "brotli"],
+    ),
+    "cdn-without-zone": (
+        ['{"cloudflare_cdn_enabled": true}'],
+        ["cloudflare_cdn_zone_name is", "exactly one"],
+    ),
+    "cdn-batch-zero": (
+        [CDN_ON | {"cloudflare_cdn_purge_batch_size": 0}],
+        ["cloudflare_cdn_purge_batch_size is", "1-500"],
+    ),
+    "cdn-static-prefix-relative": (
+        [CDN_ON | {"cloudflare_cdn_static_prefix": "static/"}],
+        ["cloudflare_cdn_static_prefix is", "static/"],
+    ),
 }
 
 
@@ -131,9 +204,10 @@ def test_bad_value_is_refused(tmp_path, extra, fragments):
 
 
 def test_each_bad_input_gets_its_own_message(tmp_path):
-    proc = run_playbook(make_inventory(tmp_path), extra=["gunicorn_threads=0", "gunicorn_memory_percent=0"])
-    assert_refused_before_hosts(
-        proc, "\n- gunicorn_threads is", "\n- gunicorn_memory_percent is")
+    proc = run_playbook(
+        make_inventory(tmp_path), extra=["gunicorn_threads=0", "gunicorn_memory_percent=0"]
+    )
+    assert_refused_before_hosts(proc, "\n- gunicorn_threads is", "\n- gunicorn_memory_percent is")
     output = proc.stdout + proc.stderr
     # The messages of the inputs that were fine do not appear.
     assert "gunicorn_timeout is" not in output
@@ -141,7 +215,9 @@ def test_each_bad_input_gets_its_own_message(tmp_path):
 
 def test_secret_values_are_never_shown(tmp_path):
     secret = "s3cr3t-${HOME}-value"
-    proc = run_playbook(make_inventory(tmp_path), extra=[{"app_env_secrets": {"API_TOKEN": secret}}])
+    proc = run_playbook(
+        make_inventory(tmp_path), extra=[{"app_env_secrets": {"API_TOKEN": secret}}]
+    )
     assert_refused_before_hosts(proc, "API_TOKEN", "${")
     assert "s3cr3t" not in proc.stdout + proc.stderr
 

@@ -4,7 +4,7 @@
 DOCUMENTATION = r"""
 ---
 module: app_claim
-short_description: Refuse to take over users, groups, units, directories or ports Gantry did not create
+short_description: Refuse to take over users, units, directories or ports Gantry did not create
 description:
   - Gantry creates a system user and group, systemd units, C(/etc/<app>) and the app root
     for every app it deploys. If any of them already exists and was not made by Gantry for
@@ -147,7 +147,8 @@ def listening_inodes(port):
             continue
         for row in rows:
             fields = row.split()
-            if len(fields) > 9 and fields[3] == LISTEN_STATE and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            local_port = int(fields[1].rsplit(":", 1)[1], 16) if len(fields) > 9 else None
+            if local_port == port and fields[3] == LISTEN_STATE:
                 inodes.add(fields[9])
     return inodes
 
@@ -162,7 +163,8 @@ def socket_owners(inodes):
             continue
         if links & wanted:
             try:
-                with open(os.path.join(os.path.dirname(fd_dir), "comm"), encoding="utf-8") as handle:
+                comm = os.path.join(os.path.dirname(fd_dir), "comm")
+                with open(comm, encoding="utf-8") as handle:
                     owners.add(handle.read().strip())
             except OSError:
                 owners.add("?")
@@ -198,7 +200,8 @@ def find_conflicts(params, markers):
         if value == owned or (isinstance(owned, list) and value in owned):
             continue
         if exists(value):
-            conflicts.append(f"{label} {value} exists on this host and was not created by Gantry for app {name}")
+            conflicts.append(
+                f"{label} {value} exists on this host and was not created by Gantry for app {name}")
 
     port = params["port"]
     if port:
@@ -208,8 +211,8 @@ def find_conflicts(params, markers):
         elif mine.get("port") != port:
             inodes = listening_inodes(port)
             if inodes:
-                conflicts.append(
-                    f"port {port} is already listened on by {', '.join(socket_owners(inodes)) or 'another process'}")
+                owners = ", ".join(socket_owners(inodes)) or "another process"
+                conflicts.append(f"port {port} is already listened on by {owners}")
     return conflicts
 
 
@@ -262,13 +265,15 @@ def main():
             current = ""
         result["changed"] = current != content
         if module._diff:
-            result["diff"] = dict(before_header=marker, after_header=marker, before=current, after=content)
+            result["diff"] = dict(
+                before_header=marker, after_header=marker, before=current, after=content)
         if result["changed"] and not module.check_mode:
             try:
                 os.makedirs(params["registry"], mode=0o755, exist_ok=True)
                 write_marker(marker, content)
             except OSError as exc:
-                module.fail_json(msg=f"cannot write the marker {marker}: {exc}", conflicts=[], marker=marker)
+                module.fail_json(
+                    msg=f"cannot write the marker {marker}: {exc}", conflicts=[], marker=marker)
     module.exit_json(**result)
 
 
