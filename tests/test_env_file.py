@@ -130,3 +130,90 @@ def test_backup_keeps_the_replaced_file_only(tmp_path):
     run_module(tmp_path, dict(args, env={"SECRET_KEY": "third-token-2a6f"}))
     assert backup.read_text() == "SECRET_KEY='new-token-9b7e'\n"
     assert sorted(p.name for p in tmp_path.glob("app.env*")) == ["app.env", "app.env.previous"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "current", "expected"),
+    [
+        (0o640, None, 0o640),  # YAML's unquoted 0640
+        ("0640", None, 0o640),
+        ("640", None, 0o640),
+        ("0o640", None, 0o640),
+        (0o600, None, 0o600),
+        ("u=rw,g=r,o=", None, 0o640),
+        ("u=rw,g=,o=", 0o644, 0o600),
+        ("g+r", 0o600, 0o640),  # symbolic modes apply to the current file's mode
+        ("o-r", 0o644, 0o640),
+    ],
+)
+def test_mode_is_read_as_the_file_module_reads_it(mode, current, expected):
+    assert env_file.parse_mode(mode, current) == expected
+
+
+@pytest.mark.parametrize(
+    ("mode", "current", "message"),
+    [
+        (0o644, None, r"mode 420 is 0644, which grants others"),
+        (0o416, None, r"mode 270 is 0416, which grants others"),
+        ("0644", None, r"mode '0644' is 0644, which grants others"),
+        ("0o646", None, r"mode '0o646' is 0646, which grants others"),
+        (640, None, r"mode 640 is 1200, .* sticky"),  # unquoted 640 without the zero
+        ("4640", None, r"mode '4640' is 4640, .* setuid"),
+        ("2640", None, r"mode '2640' is 2640"),
+        ("u=rw,g=r", 0o644, r"mode 'u=rw,g=r' is 0644"),  # others keep their r
+        ("o+x", 0o640, r"mode 'o\+x' is 0641"),
+        (0o10640, None, r"mode 4512 holds more than permission bits"),
+        ("rw-r-----", None, r"mode 'rw-r-----' is neither octal nor symbolic"),
+        (True, None, r"mode True is not a file mode"),
+    ],
+)
+def test_modes_opening_the_secrets_are_refused(mode, current, message):
+    with pytest.raises(ValueError, match=message):
+        env_file.parse_mode(mode, current)
+
+
+def run_yaml_play(tmp_path, path, mode_yaml):
+    """The module run from a YAML play, so the mode is spelled as a user would write it."""
+    play = tmp_path / "play.yml"
+    play.write_text(f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - env_file:
+        path: {path}
+        env: {{SECRET_KEY: s3cr3t-value}}
+        owner: {os.environ.get("USER") or "root"}
+        group: root
+        mode: {mode_yaml}
+""")
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
+           "-e", f"ansible_python_interpreter={sys.executable}"]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return proc.returncode, result
+
+
+@pytest.mark.parametrize("mode_yaml", ["0640", '"0640"', "'u=rw,g=r,o='"])
+def test_both_yaml_spellings_write_0640(tmp_path, mode_yaml):
+    path = tmp_path / "app.env"
+    rc, result = run_yaml_play(tmp_path, path, mode_yaml)
+    assert rc == 0, result
+    assert path.stat().st_mode & 0o7777 == 0o640
+
+
+@pytest.mark.parametrize(
+    ("mode_yaml", "shown"),
+    [
+        ("0644", "mode 420 is 0644"),
+        ("0416", "mode 270 is 0416"),
+        ('"0o646"', "mode '0o646' is 0646"),
+    ],
+)
+def test_refused_mode_fails_naming_it_and_writes_nothing(tmp_path, mode_yaml, shown):
+    path = tmp_path / "app.env"
+    rc, result = run_yaml_play(tmp_path, path, mode_yaml)
+    assert rc != 0 and result["failed"]
+    assert shown in result["msg"]
+    assert not path.exists()
+    assert not list(tmp_path.glob(".env-*"))

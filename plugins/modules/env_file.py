@@ -36,7 +36,15 @@ options:
     type: str
     default: root
   mode:
-    description: Mode of the file.
+    description:
+      - Mode of the file, read as M(ansible.builtin.file) reads it. A string is octal
+        digits (C("0640"), C("640") or C("0o640")) or symbolic (C(u=rw,g=r,o=), applied
+        to the current file's mode, or to C(0666) less the umask for a new file). A number
+        is taken as the mode itself, which is what YAML makes of an unquoted C(0640).
+      - The file holds secrets, so a mode that grants others anything (C(o+r), C(o+w),
+        C(o+x)) or sets setuid, setgid or the sticky bit is refused. Quote the mode, since an
+        unquoted C(640) without the leading zero is the decimal number 640, octal
+        C(01200), and is refused.
     type: raw
     default: "0640"
   backup:
@@ -84,6 +92,7 @@ import grp
 import os
 import pwd
 import re
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,6 +126,44 @@ def render(env):
     return "\n".join(lines) + "\n"
 
 
+# The file holds secrets: others get nothing, and setuid, setgid or sticky on a data file
+# only ever come from a mistyped mode (an unquoted 640 is decimal, octal 1200).
+REFUSED_BITS = stat.S_IRWXO | stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def parse_mode(value, current_mode=None):
+    """The mode as ansible.builtin.file reads it (AnsibleModule.set_mode_if_different),
+    refused when it would open the secrets to others. current_mode is the existing file's
+    mode, which a symbolic mode is applied to; None for a new file."""
+    if isinstance(value, bool):
+        # YAML reads yes/no/true/false as booleans, and bool is a subclass of int.
+        raise ValueError(f"mode {value!r} is not a file mode")
+    if isinstance(value, int):
+        # An unquoted 0640 in YAML 1.1 is already the octal number 0o640.
+        mode = value
+    else:
+        text = str(value)
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            if current_mode is None:
+                umask = os.umask(0)
+                os.umask(umask)
+                current_mode = 0o666 & ~umask
+            base = os.stat_result((stat.S_IFREG | current_mode,) + (0,) * 9)
+            try:
+                mode = AnsibleModule._symbolic_mode_to_octal(base, text)
+            except Exception as exc:
+                raise ValueError(f"mode {value!r} is neither octal nor symbolic ({exc})") from exc
+    if mode < 0 or mode != stat.S_IMODE(mode):
+        raise ValueError(f"mode {value!r} holds more than permission bits")
+    if mode & REFUSED_BITS:
+        raise ValueError(
+            f"mode {value!r} is {mode:04o}, which grants others access or sets the setuid, "
+            "setgid or sticky bit; the file holds secrets, use \"0640\" or \"0600\"")
+    return mode
+
+
 def parse_keys(text):
     keys = {}
     for line in text.splitlines():
@@ -133,7 +180,7 @@ def main():
             env=dict(type="dict", required=True, no_log=True),
             owner=dict(type="str", default="root"),
             group=dict(type="str", default="root"),
-            mode=dict(type="str", default="0640"),
+            mode=dict(type="raw", default="0640"),
             backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -142,6 +189,15 @@ def main():
     try:
         content = render(module.params["env"])
     except ValueError as exc:
+        module.fail_json(msg=f"cannot write {path}: {exc}")
+    try:
+        current_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        current_mode = None
+    try:
+        mode = parse_mode(module.params["mode"], current_mode)
+    except ValueError as exc:
+        # Before any check-mode shortcut: a refused mode fails in check mode too.
         module.fail_json(msg=f"cannot write {path}: {exc}")
 
     try:
@@ -165,19 +221,16 @@ def main():
     try:
         uid = pwd.getpwnam(module.params["owner"]).pw_uid
         gid = grp.getgrnam(module.params["group"]).gr_gid
-        mode = int(module.params["mode"], 8)
     except KeyError as exc:
         if module.check_mode:
             # The user or group is created by an earlier task that check mode only predicted.
             result["changed"] = True
             module.exit_json(**result)
         module.fail_json(msg=f"cannot write {path}: unknown owner or group ({exc})")
-    except ValueError as exc:
-        module.fail_json(msg=f"cannot write {path}: mode must be octal ({exc})")
 
     if current is not None and not changed:
-        stat = os.stat(path)
-        changed = (stat.st_uid, stat.st_gid, stat.st_mode & 0o7777) != (uid, gid, mode)
+        st = os.stat(path)
+        changed = (st.st_uid, st.st_gid, st.st_mode & 0o7777) != (uid, gid, mode)
         result["changed"] = changed
 
     if changed and not module.check_mode:
