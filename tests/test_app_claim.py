@@ -27,6 +27,7 @@ def params(name="gantry-claim-test", **over):
         units=[f"{name}.service", f"{name}.socket"],
         paths=[f"/etc/{name}", f"/srv/{name}"],
         port=0,
+        adopt=False,
     )
     return base | over
 
@@ -114,3 +115,14 @@ def test_unreadable_markers_are_ignored(tmp_path):
     registry.mkdir()
     (registry / "broken.json").write_text("{not json")
     assert conflicts(registry) == []
+
+
+def test_adopting_claims_what_exists_but_never_another_apps(tmp_path):
+    registry = tmp_path / "apps"
+    write_marker(registry, name="shop", user="shop", group="shop", units=[], paths=[], port=8123)
+    assert conflicts(registry, user="root", paths=["/etc"], adopt=True) == []
+    found = conflicts(registry, user="shop", port=8123, adopt=True)
+    assert found == [
+        "user shop belongs to the Gantry app shop",
+        "port 8123 is used by the Gantry app shop",
+    ]

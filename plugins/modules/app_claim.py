@@ -49,6 +49,13 @@ options:
     description: Write the marker once every check passed.
     type: bool
     default: false
+  adopt:
+    description:
+      - Claim what already exists without asking who made it, for a host deployed before
+        markers existed. Other Gantry apps' claims are still refused. Implies O(claim=true).
+        Use it only for names you know are the app's.
+    type: bool
+    default: false
   registry:
     description: Directory of the markers, one JSON file per app.
     type: path
@@ -199,7 +206,7 @@ def find_conflicts(params, markers):
         owned = mine.get(kind)
         if value == owned or (isinstance(owned, list) and value in owned):
             continue
-        if exists(value):
+        if not params["adopt"] and exists(value):
             conflicts.append(
                 f"{label} {value} exists on this host and was not created by Gantry for app {name}")
 
@@ -208,7 +215,7 @@ def find_conflicts(params, markers):
         other = claimed_by_other("port", port)
         if other:
             conflicts.append(f"port {port} is used by the Gantry app {other}")
-        elif mine.get("port") != port:
+        elif mine.get("port") != port and not params["adopt"]:
             inodes = listening_inodes(port)
             if inodes:
                 owners = ", ".join(socket_owners(inodes)) or "another process"
@@ -238,6 +245,7 @@ def main():
             paths=dict(type="list", elements="path", default=[]),
             port=dict(type="int", default=0),
             claim=dict(type="bool", default=False),
+            adopt=dict(type="bool", default=False),
             registry=dict(type="path", default="/var/lib/gantry/apps"),
         ),
         supports_check_mode=True,
@@ -253,7 +261,7 @@ def main():
             conflicts=conflicts, marker=marker)
 
     result = dict(changed=False, conflicts=[], marker=marker)
-    if params["claim"]:
+    if params["claim"] or params["adopt"]:
         content = json.dumps({
             "name": params["name"], "user": params["user"], "group": params["group"],
             "units": params["units"], "paths": params["paths"], "port": params["port"],
