@@ -218,13 +218,20 @@ def directives(text):
     return [line for line in lines if line]
 
 
-def test_upstream_lists_each_socket_twice_with_keepalive(tmp_path):
-    files = render(tmp_path, nginx_edge_upstream_sockets=["/run/a.sock", "/run/b.sock"],
-                   gunicorn_keepalive=5)
+def test_upstream_lists_each_socket_twice_without_keepalive_by_default(tmp_path):
+    files = render(tmp_path, nginx_edge_upstream_sockets=["/run/a.sock", "/run/b.sock"])
     lines = directives(files["upstream.conf"])
     assert lines.count("server unix:/run/a.sock max_fails=0;") == 2
     assert lines.count("server unix:/run/b.sock max_fails=0;") == 2
+    assert not [line for line in lines if line.startswith("keepalive")]
+    assert "proxy_http_version 1.1;" not in directives(files["site.conf"])
+
+
+def test_upstream_keepalive_when_asked(tmp_path):
+    files = render(tmp_path, nginx_edge_upstream_keepalive=16, gunicorn_keepalive=5)
+    lines = directives(files["upstream.conf"])
     assert "keepalive 16;" in lines
+    assert "proxy_http_version 1.1;" in directives(files["site.conf"])
     # Below Gunicorn's keep-alive, so nginx drops an idle connection first.
     assert "keepalive_timeout 4s;" in lines
     assert "upstream shop {" in lines
@@ -238,8 +245,6 @@ def test_site_retries_idempotent_requests_once_and_sets_the_proxy_headers(tmp_pa
         "proxy_next_upstream_tries 2;",
         "proxy_next_upstream_timeout 30s;",
         "proxy_read_timeout 35s;",
-        "proxy_http_version 1.1;",
-        'proxy_set_header Connection "";',
         "proxy_set_header Host $host;",
         "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
