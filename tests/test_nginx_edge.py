@@ -5,7 +5,7 @@ Three kinds of check, none needing a host:
   naming the input and the value (never the key's);
 - the templates render the upstream, retries, realip, origin lock, maintenance and
   static locations as the role's comments promise;
-- nginx_edge_cloudflare_ips reads Cloudflare's /ips through the SDK from a local
+- cloudflare_ips reads Cloudflare's /ips through the SDK from a local
   stand-in (tests/cloudflare_standin.py has no /ips, so this file serves its own), and
   falls back to the pinned list, with a warning, when the answer is missing or unusable.
 The role on real Debian hosts (nginx -t, reloads, TLS, 413, maintenance) is proven in a
@@ -303,7 +303,7 @@ def test_extra_config_and_hsts_land_in_the_app_server(tmp_path):
 
 def load_module():
     spec = importlib.util.spec_from_file_location(
-        "gantry_test_nginx_edge_cloudflare_ips", ROLE / "library" / "nginx_edge_cloudflare_ips.py")
+        "gantry_test_cloudflare_ips", ROOT / "plugins" / "modules" / "cloudflare_ips.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -435,10 +435,10 @@ def test_maintenance_refuses_anything_but_on_or_off(tmp_path, value):
 
 
 def test_module_documentation_parses():
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROLE / "library"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(BIN / "ansible-doc"), "--json", "nginx_edge_cloudflare_ips"],
+    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROOT / "plugins" / "modules"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(BIN / "ansible-doc"), "--json", "cloudflare_ips"],
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)["nginx_edge_cloudflare_ips"]
+    doc = json.loads(proc.stdout)["cloudflare_ips"]
     assert set(doc["doc"]["options"]) == {"base_url", "fallback", "fetch", "timeout"}
     assert "ranges" in doc["return"] and doc["examples"].strip()

@@ -9,7 +9,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 ---
-module: nginx_edge_cloudflare_ips
+module: cloudflare_ips
 short_description: Read Cloudflare's published IP ranges, falling back to a pinned list
 description:
   - Asks Cloudflare's API for the ranges its proxies connect from (C(GET /ips), no
@@ -46,7 +46,7 @@ author: Gantry
 
 EXAMPLES = r"""
 - name: Read Cloudflare's ranges
-  nginx_edge_cloudflare_ips:
+  cloudflare_ips:
     fallback: "{{ nginx_edge_cloudflare_fallback_ranges }}"
   delegate_to: localhost
   run_once: true
