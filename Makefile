@@ -44,10 +44,10 @@ $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# hey: the load generator of the zero-downtime tests; debootstrap: the base images.
+# wrk: the load generator of the zero-downtime tests (it retries nothing); debootstrap: the base images.
 host-packages:
-	@command -v hey >/dev/null && command -v debootstrap >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey debootstrap >/dev/null; }
+	@command -v wrk >/dev/null && command -v debootstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk debootstrap >/dev/null; }
 
 engine:
 	tools/ensure-docker.sh

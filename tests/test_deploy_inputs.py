@@ -80,7 +80,6 @@ def test_booleans_and_numbers_from_the_command_line_are_read_as_such(tmp_path):
             "s3_static_bucket=assets-bucket",
             "cloudflare_cdn_enabled=false",
             "gantry_serial=2",
-            "gantry_app_port=8001",
             "gunicorn_memory_deny_write_execute=false",
             "flask_release_keep=3",
         ],
@@ -93,9 +92,8 @@ def test_booleans_and_numbers_from_the_command_line_are_read_as_such(tmp_path):
 
 # (extra vars, fragments the output must hold). Think like a user who mistypes.
 BAD_INPUTS = {
-    "port-too-high": (["gantry_app_port=70000"], ["gantry_app_port is", "70000", "1-65535"]),
-    "port-zero": (["gantry_app_port=0"], ["gantry_app_port is", "1-65535"]),
-    "port-negative": (["gantry_app_port=-5"], ["gantry_app_port is", "-5", "1-65535"]),
+    "port-set": (["gantry_app_port=8000"], ["gantry_app_port is", "8000", "nginx_edge_https_port"]),
+    "port-fraction": (["gantry_app_port=80.5"], ["gantry_app_port", "80.5", "int"]),
     "port-not-a-number": (["gantry_app_port=http"], ["gantry_app_port", "http", "int"]),
     "serial-word": (["gantry_serial=abc"], ["gantry_serial is", "abc", "hosts per batch"]),
     "serial-zero": (["gantry_serial=0"], ["gantry_serial is", "hosts per batch"]),
@@ -150,9 +148,9 @@ BAD_INPUTS = {
         ["gunicorn_worker_class=eventlet"],
         ["gunicorn_worker_class", "eventlet", "gthread"],
     ),
-    "listen-port-out-of-range": (
-        [{"gunicorn_listen": ["0.0.0.0:70000"]}],
-        ["gunicorn_listen is", "0.0.0.0:70000"],
+    "socket-dir-relative": (
+        ["gunicorn_socket_dir=run/shop"],
+        ["gunicorn_socket_dir is", "run/shop", "absolute path"],
     ),
     "max-requests-negative": (["gunicorn_max_requests=-1"], ["gunicorn_max_requests is", "-1"]),
     "keep-too-few": (["flask_release_keep=1"], ["flask_release_keep is", "at least 2"]),
@@ -160,9 +158,17 @@ BAD_INPUTS = {
         ["flask_release_health_timeout=0"],
         ["flask_release_health_timeout is", "1-3600"],
     ),
-    "health-url-not-http": (
-        ["flask_release_health_url=ftp://127.0.0.1/healthz"],
-        ["flask_release_health_url is", "ftp://"],
+    "health-path-not-a-path": (
+        ["flask_release_health_path=healthz"],
+        ["flask_release_health_path is", "healthz", "starting with /"],
+    ),
+    "watch-threshold-over-100": (
+        ["flask_release_watch_threshold=150"],
+        ["flask_release_watch_threshold is", "150", "0-100"],
+    ),
+    "watch-threshold-negative": (
+        ["flask_release_watch_threshold=-1"],
+        ["flask_release_watch_threshold is", "-1", "0-100"],
     ),
     "release-id-path": (["flask_app_release_id=../etc"], ["flask_app_release_id is", "../etc"]),
     "requirements-missing": (

@@ -9,8 +9,10 @@ systemd-analyze verify wants the file under its unit name, and it reports most b
 values only as warnings ("..., ignoring") with exit status 0, after which systemd runs
 the unit without them. So every line it prints about this unit is a failure, except two
 that only mean the deploy has not got that far yet: the other unit of the socket/service
-pair not installed (first deploy), and ExecStart= under EXEC_ROOT not there yet (the
-release's current symlink is made after the units).
+pair not installed (first deploy), and ExecStart= under EXEC_ROOT not there yet (a
+release instance's directory is made when the instance starts). A template (name@.service)
+is verified as systemd-analyze instantiates it (name@i.service on systemd 252,
+name@test_instance.service on 257), and the lines about that instance count too.
 """
 
 import os
@@ -23,10 +25,19 @@ import tempfile
 PARTNER = {".socket": ".service", ".service": ".socket"}
 
 
+def unit_pattern(name, suffix=None):
+    """A regex for the unit, or for each instance systemd-analyze makes of a template."""
+    stem, own_suffix = os.path.splitext(name)
+    suffix = suffix or own_suffix
+    if stem.endswith("@"):
+        return re.escape(stem) + r"[\w.-]*" + re.escape(suffix)
+    return re.escape(stem + suffix)
+
+
 def not_yet_deployed(name, exec_root):
-    stem, suffix = os.path.splitext(name)
-    partner = re.escape(stem + PARTNER.get(suffix, suffix))
-    unit = re.escape(name)
+    suffix = os.path.splitext(name)[1]
+    partner = unit_pattern(name, PARTNER.get(suffix, suffix))
+    unit = unit_pattern(name)
     return re.compile(
         # Wordings of systemd 252 (Debian 12) and 257 (Debian 13).
         rf"^{unit}: (service {partner} not loaded, .* cannot be started\."
@@ -52,7 +63,8 @@ def verify(rendered, name, exec_root):
         # Name the unit as it will be installed, not the scratch copy.
         output = (proc.stdout + proc.stderr).replace(tmp + os.sep, "")
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    problems = [line for line in lines if name in line and not excused.match(line)]
+    about_unit = re.compile(re.escape(name) + "|" + unit_pattern(name))
+    problems = [line for line in lines if about_unit.search(line) and not excused.match(line)]
     if proc.returncode != 0 and not problems and not any(excused.match(x) for x in lines):
         problems = [f"systemd-analyze verify exited {proc.returncode}: " + " ".join(lines)]
     return problems
