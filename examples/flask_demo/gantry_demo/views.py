@@ -1,9 +1,11 @@
 """Top-level pages and the endpoints the deploy and its benchmarks exercise."""
 
+import hashlib
+import tempfile
 import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 
 from .db import get_db
 from .extensions import cache
@@ -14,6 +16,8 @@ bp = Blueprint("main", __name__)
 IO_WAIT_SECONDS = 0.05
 # Sized for roughly 10 ms of pure-Python work, which holds the GIL throughout.
 CPU_PRIME_LIMIT = 8_000
+# What /upload holds in memory at once, whatever the size of the body.
+UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 def count_primes(limit: int) -> int:
@@ -65,3 +69,22 @@ def report():
 def items():
     rows = get_db().execute("SELECT sku, name, price_cents FROM items ORDER BY sku")
     return {"items": [dict(row) for row in rows]}
+
+
+@bp.post("/upload")
+def upload():
+    """Store the raw body in a temporary file, chunk by chunk, and say what arrived.
+
+    ``request.stream``, never ``request.data``, ``get_data()`` or ``form``: those read
+    the whole body into the worker's memory. The file has no name (O_TMPFILE where the
+    system has it) and is gone when closed, so nothing stays behind, even if the worker
+    dies mid-upload.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.TemporaryFile(prefix="gantry-upload-") as spool:
+        while chunk := request.stream.read(UPLOAD_CHUNK_BYTES):
+            spool.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": digest.hexdigest()}
