@@ -14,7 +14,10 @@ demo: deps images
 	ansible-playbook playbooks/local_hosts.yml
 	ansible-playbook -i inventories/local site.yml
 	@echo
-	@echo "Sample app: http://127.0.0.1:18081/ (Debian 12) and http://127.0.0.1:18082/ (Debian 13)"
+	@echo "Sample app, through nginx: https://127.0.0.1:18081/ (Debian 12) and https://127.0.0.1:18082/ (Debian 13)"
+	@echo "Each host's certificate comes from a CA made on that host; to trust it:"
+	@echo "  docker exec gantry-local-1 cat /etc/nginx/gantry/gantry-demo/tls/ca.crt > gantry-local-1-ca.crt"
+	@echo "  curl --cacert gantry-local-1-ca.crt https://127.0.0.1:18081/healthz"
 	@echo "Remove the demo hosts with: make demo-down"
 
 demo-down: deps
@@ -44,10 +47,11 @@ $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# wrk: the load generator of the zero-downtime tests (it retries nothing); debootstrap: the base images.
+# wrk: the load generator of the zero-downtime tests (it retries nothing); curl: the
+# upload proof; debootstrap: the base images.
 host-packages:
-	@command -v wrk >/dev/null && command -v debootstrap >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk debootstrap >/dev/null; }
+	@command -v wrk >/dev/null && command -v curl >/dev/null && command -v debootstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl debootstrap >/dev/null; }
 
 engine:
 	tools/ensure-docker.sh
