@@ -1,10 +1,14 @@
 """Role nginx_edge on the controller: its inputs, its templates, its Cloudflare module.
 
-Three kinds of check, none needing a host:
+Four kinds of check, none needing a host:
 - bad inputs are refused by the role's validate entry point, each with its own line
   naming the input and the value (never the key's);
 - the templates render the upstream, retries, realip, origin lock, maintenance and
-  static locations as the role's comments promise;
+  static locations as the role's comments promise; with no sockets given, the upstream
+  keeps the host's (or a placeholder);
+- the upstream entry point, run on this machine with its files in a scratch directory
+  and nginx taken as not installed (the first deploy's case), writes the switch, reports
+  it and the log offset, writes nothing in check mode and refuses bad sockets;
 - cloudflare_ips reads Cloudflare's /ips through the SDK from a local
   stand-in (tests/cloudflare_standin.py has no /ips, so this file serves its own), and
   falls back to the pinned list, with a warning, when the answer is missing or unusable.
