@@ -485,6 +485,7 @@ def switch(tmp_path, sockets, *args, **extra):
             {"ansible.builtin.include_role": {"name": "nginx_edge", "tasks_from": "upstream"}},
             {"name": "Keep the facts", "delegate_to": "localhost", "ansible.builtin.copy": {
                 "content": "{{ {'offset': nginx_edge_upstream_log_offset,"
+                           " 'log': nginx_edge_access_log,"
                            " 'switched': nginx_edge_upstream_switched} | to_json }}",
                 "dest": str(tmp_path / "facts.json"), "mode": "0644"},
              "check_mode": False},
@@ -506,12 +507,13 @@ def test_upstream_entry_point_writes_the_switch_and_reports_it(tmp_path):
 
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"], "--check")
     assert rc == 0, out
+    assert facts.pop("log") == str(tmp_path / "shop.access.log")
     assert facts == {"offset": 123, "switched": True}, out
     assert not conf.exists()
 
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"])
     assert rc == 0, out
-    assert facts == {"offset": 123, "switched": True}
+    assert (facts["offset"], facts["switched"]) == (123, True)
     assert upstream_lines(conf.read_text()) == [
         "server unix:/run/gantry/shop/r1.sock max_fails=0;"] * 2
 
@@ -520,7 +522,7 @@ def test_upstream_entry_point_writes_the_switch_and_reports_it(tmp_path):
 
     (tmp_path / "shop.access.log").unlink()
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r2.sock"])
-    assert facts == {"offset": 0, "switched": True}, out
+    assert (facts["offset"], facts["switched"]) == (0, True), out
     assert "r2.sock" in conf.read_text()
     # The replaced file's copy is gone.
     assert [p.name for p in conf.parent.iterdir()] == ["upstream.conf"]

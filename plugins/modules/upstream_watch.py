@@ -88,7 +88,7 @@ EXAMPLES = r"""
 
 - name: Watch the new instance's 5xx share for 20 seconds
   upstream_watch:
-    path: /var/log/nginx/shop.access.log
+    path: "{{ nginx_edge_access_log }}"
     offset: "{{ nginx_edge_upstream_log_offset }}"
     upstream: "/run/gantry/shop/{{ new_instance }}.sock"
     seconds: 20
