@@ -1,10 +1,14 @@
 """Role nginx_edge on the controller: its inputs, its templates, its Cloudflare module.
 
-Three kinds of check, none needing a host:
+Four kinds of check, none needing a host:
 - bad inputs are refused by the role's validate entry point, each with its own line
   naming the input and the value (never the key's);
 - the templates render the upstream, retries, realip, origin lock, maintenance and
-  static locations as the role's comments promise;
+  static locations as the role's comments promise; with no sockets given, the upstream
+  keeps the host's (or a placeholder);
+- the upstream entry point, run on this machine with its files in a scratch directory
+  and nginx taken as not installed (the first deploy's case), writes the switch, reports
+  it and the log offset, writes nothing in check mode and refuses bad sockets;
 - cloudflare_ips reads Cloudflare's /ips through the SDK from a local
   stand-in (tests/cloudflare_standin.py has no /ips, so this file serves its own), and
   falls back to the pinned list, with a warning, when the answer is missing or unusable.
@@ -12,6 +16,7 @@ The role on real Debian hosts (nginx -t, reloads, TLS, 413, maintenance) is prov
 container; see the role's defaults and the report that came with it.
 """
 
+import base64
 import contextlib
 import importlib.util
 import io
@@ -35,14 +40,15 @@ GOOD = {"gantry_app_name": "shop", "gantry_environment": "production"}
 LOCAL = {"gantry_environment": "local"}
 
 
-def run_play(tmp_path, play, extra):
+def run_play(tmp_path, play, extra, *args):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump(play))
     # Modules run on this machine with the Python running the tests.
     extra = {"ansible_python_interpreter": sys.executable} | extra
     (tmp_path / "vars.json").write_text(json.dumps(extra))
     args = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(playbook),
-            "-e", f"@{tmp_path / 'vars.json'}"]
+            "-e", f"@{tmp_path / 'vars.json'}", *args]
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
@@ -191,7 +197,7 @@ def test_a_port_that_is_not_a_number_is_refused(tmp_path):
 def render(tmp_path, **extra):
     """Render the role's templates with its defaults and vars, on the controller."""
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(parents=True)
     play = [{
         "name": "Render",
         "hosts": "localhost",
@@ -442,3 +448,102 @@ def test_module_documentation_parses():
     doc = json.loads(proc.stdout)["cloudflare_ips"]
     assert set(doc["doc"]["options"]) == {"base_url", "fallback", "fetch", "timeout"}
     assert "ranges" in doc["return"] and doc["examples"].strip()
+
+
+# -- the upstream: kept by the main entry point, switched by the upstream one ---------
+
+def upstream_lines(text):
+    return [line for line in directives(text) if line.startswith("server ")]
+
+
+def test_no_sockets_and_no_upstream_yet_is_a_placeholder(tmp_path):
+    files = render(tmp_path)
+    assert upstream_lines(files["upstream.conf"]) == [
+        "server unix:/run/gantry/shop/none.sock max_fails=0;"] * 2
+
+
+def test_no_sockets_keeps_those_the_host_serves_now(tmp_path):
+    serving = render(tmp_path / "before", nginx_edge_upstream_sockets=["/run/gantry/shop/r7.sock"])
+    current = {"content": base64.b64encode(serving["upstream.conf"].encode()).decode()}
+    files = render(tmp_path / "after", __nginx_edge_upstream_current=current)
+    assert files["upstream.conf"] == serving["upstream.conf"]
+    # Sockets given win over the host's.
+    files = render(tmp_path / "given", __nginx_edge_upstream_current=current,
+                   nginx_edge_upstream_sockets=["/run/gantry/shop/r8.sock"])
+    assert upstream_lines(files["upstream.conf"]) == [
+        "server unix:/run/gantry/shop/r8.sock max_fails=0;"] * 2
+
+
+def switch(tmp_path, sockets, *args, **extra):
+    """Run the upstream entry point on this machine, in tmp_path instead of /etc/nginx."""
+    play = [{
+        "name": "Switch",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [
+            {"ansible.builtin.include_role": {"name": "nginx_edge", "tasks_from": "upstream"}},
+            {"name": "Keep the facts", "delegate_to": "localhost", "ansible.builtin.copy": {
+                "content": "{{ {'offset': nginx_edge_upstream_log_offset,"
+                           " 'log': nginx_edge_access_log,"
+                           " 'switched': nginx_edge_upstream_switched} | to_json }}",
+                "dest": str(tmp_path / "facts.json"), "mode": "0644"},
+             "check_mode": False},
+        ],
+    }]
+    extra = {"nginx_edge_upstream_sockets": sockets,
+             "__nginx_edge_dir": str(tmp_path / "gantry" / "shop"),
+             "__nginx_edge_access_log": str(tmp_path / "shop.access.log"),
+             # The first deploy's case: nothing to check or reload on this machine.
+             "__nginx_edge_installed": {"stat": {"exists": False}}} | GOOD | extra
+    rc, out = run_play(tmp_path, play, extra, *args)
+    facts = json.loads((tmp_path / "facts.json").read_text()) if rc == 0 else None
+    return rc, out, facts
+
+
+def test_upstream_entry_point_writes_the_switch_and_reports_it(tmp_path):
+    conf = tmp_path / "gantry" / "shop" / "upstream.conf"
+    (tmp_path / "shop.access.log").write_text("x" * 123)
+
+    rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"], "--check")
+    assert rc == 0, out
+    assert facts.pop("log") == str(tmp_path / "shop.access.log")
+    assert facts == {"offset": 123, "switched": True}, out
+    assert not conf.exists()
+
+    rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"])
+    assert rc == 0, out
+    assert (facts["offset"], facts["switched"]) == (123, True)
+    assert upstream_lines(conf.read_text()) == [
+        "server unix:/run/gantry/shop/r1.sock max_fails=0;"] * 2
+
+    rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"])
+    assert (rc, facts["switched"]) == (0, False), out
+
+    (tmp_path / "shop.access.log").unlink()
+    rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r2.sock"])
+    assert (facts["offset"], facts["switched"]) == (0, True), out
+    assert "r2.sock" in conf.read_text()
+    # The replaced file's copy is gone.
+    assert [p.name for p in conf.parent.iterdir()] == ["upstream.conf"]
+
+
+@pytest.mark.parametrize(("sockets", "fragment"), [
+    ([], "- nginx_edge_upstream_sockets is []: at least one absolute socket path"),
+    (["run/gantry/shop/r1.sock"], '"run/gantry/shop/r1.sock"'),
+    (["/run/gantry/shop/r1.sock;evil"], '"/run/gantry/shop/r1.sock;evil"'),
+], ids=["empty", "relative", "injection"])
+def test_upstream_entry_point_refuses_bad_sockets_naming_them(tmp_path, sockets, fragment):
+    rc, out, _ = switch(tmp_path, sockets)
+    assert rc != 0, out
+    assert fragment in out, out
+    assert "- nginx_edge_upstream_sockets is" in out, out
+    # Only what upstream.conf is made of is checked there.
+    assert "nginx_edge_tls_enabled" not in out, out
+    assert not (tmp_path / "gantry").exists()
+
+
+def test_upstream_entry_point_checks_types(tmp_path):
+    rc, out, _ = switch(tmp_path, "/run/gantry/shop/r1.sock", nginx_edge_upstream_keepalive="x")
+    assert rc != 0, out
+    assert "nginx_edge_upstream_keepalive" in out, out
