@@ -124,13 +124,15 @@ requests:
   returned: always
   type: int
   sample: 240
-failed:
-  description: Those of RV(requests) that failed.
+failures:
+  description:
+    - Those of RV(requests) that failed. Not named C(failed), which Ansible reads as the
+      module's own failure.
   returned: always
   type: int
   sample: 1
 failed_percent:
-  description: RV(failed) in percent of RV(requests), rounded to 2 decimals; 0 without requests.
+  description: RV(failures) in percent of RV(requests), rounded to 2 decimals; 0 without requests.
   returned: always
   type: float
   sample: 0.42
@@ -307,7 +309,7 @@ def watch(path, offset, upstream, seconds, threshold, min_requests, poll_interva
         "verdict": verdict,
         "healthy": verdict != "bad",
         "requests": window.requests,
-        "failed": window.failed,
+        "failures": window.failed,
         "failed_percent": window.percent,
         "statuses": window.statuses,
         "seconds": round(clock() - start, 3),
@@ -355,7 +357,7 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors))
     if module.check_mode:
-        module.exit_json(changed=False, verdict="skipped", healthy=True, requests=0, failed=0,
+        module.exit_json(changed=False, verdict="skipped", healthy=True, requests=0, failures=0,
                          failed_percent=0.0, statuses={}, seconds=0.0,
                          position=params["offset"], unparsed=0)
     module.exit_json(**watch(
