@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3
+.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve
 
 ## demo: two local Debian hosts (containers with systemd), the sample app deployed on both
 demo: deps images
@@ -37,6 +37,10 @@ molecule: deps images
 bench-s3: deps
 	python bench/s3/run.py
 
+## bench-serve: Gunicorn's defaults, the seed guide's config and Gantry's profiles under wrk
+bench-serve: deps
+	python bench/serve/run.py
+
 deps: $(VENV)/.installed host-packages
 
 $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
@@ -44,10 +48,11 @@ $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# hey: the load generator of the zero-downtime tests; debootstrap: the base images.
+# hey: the load generator of the zero-downtime tests; debootstrap: the base images;
+# wrk: the load generator of bench-serve (it never retries, so every lost request shows).
 host-packages:
-	@command -v hey >/dev/null && command -v debootstrap >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey debootstrap >/dev/null; }
+	@command -v hey >/dev/null && command -v debootstrap >/dev/null && command -v wrk >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey debootstrap wrk >/dev/null; }
 
 engine:
 	tools/ensure-docker.sh
