@@ -1,27 +1,27 @@
 #!/usr/bin/env python3
-"""Load Gunicorn configurations with wrk: its defaults, the seed guide's, Gantry's profiles.
+"""Gunicorn's defaults, the seed guide's config and Gantry's profiles under wrk, behind nginx.
 
-On this machine, in one run: a venv under the cache directory with the demo app
-(examples/flask_demo) installed from its pinned requirements plus the Gunicorn that
-the deploy installs (flask_app_server_requirements), then, for each round, each app
-(the demo, and bench_app.py next to this file: a bare WSGI app) and each
-configuration, one Gunicorn on 127.0.0.1 loaded by wrk on a no-op route (the ceiling),
-/io (50 ms wait) and /cpu (about 10 ms of pure Python). Prints a markdown table of
-medians over the rounds, ratios against the seed configuration, the /io route as a
-share of the no-op route, and whether Gantry's profiles meet their targets.
+The production path, on this machine: wrk -> nginx on 127.0.0.1 (a new upstream
+connection per request, HTTP/1.0, the socket listed twice with proxy_next_upstream, as
+roles/nginx_edge writes it) -> Gunicorn on a unix socket -> the demo app
+(examples/flask_demo). For each configuration, one Gunicorn is started and loaded on
+/healthz (the no-op route: the ceiling), /io (a 50 ms wait) and /cpu (about 10 ms of pure
+Python), by clients that keep their connection to nginx alive and by clients that send
+`Connection: close`. Prints a markdown table: req/s, p50, p99, lost requests (wrk's socket
+errors plus non-2xx answers: wrk retries nothing), and ratios against the seed config.
 
-    .venv/bin/python bench/serve/run.py [--rounds 3] [--duration 15] [--json out.json]
+    .venv/bin/python bench/serve/run.py [--duration 8] [--connections 64] [--rounds 1]
 
 Gantry's profiles are read from roles/gunicorn (vars/main.yml: __gunicorn_profiles;
-defaults/main.yml: timeouts, keep-alive, max_requests, the worker formula), and sized
-for this host as the role sizes them. Each runs twice: with max_requests 0 and with
-the role's default recycling, which costs socket errors when no proxy retries them.
+defaults/main.yml: the worker formula, timeouts, max_requests) and sized for this host as
+the role sizes them, recycling (max_requests + jitter) on, as deployed.
 """
 
 import argparse
 import hashlib
 import json
 import os
+import platform
 import re
 import resource
 import shutil
@@ -43,13 +43,8 @@ REPO = HERE.parent.parent
 DEMO = REPO / "examples" / "flask_demo"
 ROLE = REPO / "roles" / "gunicorn"
 SKIPPED = ("__pycache__", "build", "dist", "*.egg-info", ".env", ".venv")
-
-# route label -> path, per app; the first route of each is its no-op (the ceiling).
-APPS = {
-    "demo": {"wsgi": "gantry_demo.wsgi:app", "routes": {"noop": "/healthz", "io": "/io",
-                                                          "cpu": "/cpu"}},
-    "bare": {"wsgi": "bench_app:app", "routes": {"noop": "/", "io": "/io", "cpu": "/cpu"}},
-}
+ROUTES = {"noop": "/healthz", "io": "/io", "cpu": "/cpu"}
+CLIENTS = {"keep-alive": [], "close": ["-H", "Connection: close"]}
 IO_WAIT_S = 0.05
 
 
@@ -82,12 +77,12 @@ def tree_digest(extra):
 
 
 def ensure_venv():
-    """The demo app, its pinned requirements and the deploy's Gunicorn, built once per
-    content of the app tree and the pins; a half-built venv is removed and redone."""
+    """The demo app, its pinned requirements and the Gunicorn the deploy installs, built
+    once per content of the app tree and the pins; a half-built venv is redone."""
     extra = server_requirements()
     target = cache_dir() / ("venv-" + tree_digest(extra))
     if (target / ".complete").exists():
-        return target, extra
+        return target
     shutil.rmtree(target, ignore_errors=True)
     print("building %s (%s)" % (target, " ".join(extra)), file=sys.stderr, flush=True)
     venv.EnvBuilder(with_pip=True).create(target)
@@ -102,7 +97,7 @@ def ensure_venv():
             check=True,
         )
     (target / ".complete").touch()
-    return target, extra
+    return target
 
 
 # ---------------------------------------------------------------- configurations
@@ -116,41 +111,44 @@ def host_memory_mb():
     raise RuntimeError("no MemTotal in /proc/meminfo")
 
 
-def gantry_configs(cores, memory_mb):
-    """Gantry's profiles as roles/gunicorn writes them for this host, each with
-    max_requests 0 and with the role's default recycling."""
-    d = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    v = yaml.safe_load((ROLE / "vars/main.yml").read_text())
+def role_workers(d, cores, memory_mb):
+    """roles/gunicorn/vars/main.yml's __gunicorn_workers with gunicorn_workers 0."""
+    by_cpu = cores * d["gunicorn_workers_per_core"] + 1
     by_memory = memory_mb * d["gunicorn_memory_percent"] // 100 // (
         2 * d["gunicorn_worker_memory_mb"])
+    return max(1, min(by_cpu, by_memory))
+
+
+def gantry_configs(cores, memory_mb):
+    """Gantry's profiles as roles/gunicorn writes them for this host (inputs at their
+    defaults but gunicorn_profile), and Gantry's settings before profiles existed."""
+    d = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    v = yaml.safe_load((ROLE / "vars/main.yml").read_text())
+    workers = role_workers(d, cores, memory_mb)
     common = {
+        "workers": workers,
         "timeout": d["gunicorn_timeout"],
         "graceful_timeout": d["gunicorn_graceful_timeout"],
         "backlog": d["gunicorn_backlog"],
+        "max_requests": d["gunicorn_max_requests"],
+        "max_requests_jitter": d["gunicorn_max_requests_jitter"],
         "worker_tmp_dir": "/dev/shm",
     }
-    recycle = (d["gunicorn_max_requests"], d["gunicorn_max_requests_jitter"])
-    configs = {}
-    for name, profile in v["__gunicorn_profiles"].items():
-        per_core = profile.get("workers_per_core", d["gunicorn_workers_per_core"])
-        workers = max(1, min(cores * per_core + 1, by_memory))
-        keepalive = d["gunicorn_keepalive"]
-        keepalive = profile["keepalive"] if keepalive is None else keepalive
-        settings = dict(common, workers=workers, worker_class=profile["worker_class"],
-                        threads=profile["threads"], keepalive=keepalive)
-        shape = "%d %s" % (workers, settings["worker_class"])
-        if settings["worker_class"] == "gthread":
-            shape += " × %d threads" % settings["threads"]
-            # As the role's template: one connection per thread without keep-alive.
-            if keepalive == 0:
-                settings["worker_connections"] = settings["threads"]
-        configs[name] = (
-            "gantry %s (%s)" % (name, shape), dict(settings, max_requests=0),
-        )
-        configs[name + "+recycle"] = (
-            "gantry %s, max_requests %d+%d" % (name, *recycle),
-            dict(settings, max_requests=recycle[0], max_requests_jitter=recycle[1]),
-        )
+    configs = {"before": (
+        "gantry before profiles (%d gthread × 4, keep-alive 5)" % workers,
+        dict(common, worker_class="gthread", threads=4, keepalive=5),
+    )}
+    for name, p in v["__gunicorn_profiles"].items():
+        settings = dict(common, worker_class=p["worker_class"], threads=p["threads"],
+                        keepalive=p["keepalive"])
+        shape = "%d %s" % (workers, p["worker_class"])
+        if p["worker_class"] == "gthread":
+            shape += " × %d" % p["threads"]
+            # As the role's vars: one connection per thread when there is no keep-alive.
+            if p["keepalive"] == 0:
+                settings["worker_connections"] = p["threads"]
+        default = " (default)" if name == d["gunicorn_profile"] else ""
+        configs[name] = ("gantry %s%s: %s" % (name, default, shape), settings)
     return configs, common
 
 
@@ -161,24 +159,51 @@ def all_configs(cores, memory_mb, extra_specs):
                  {"workers": 3, "worker_class": "sync", "timeout": 120}),
     }
     gantry, common = gantry_configs(cores, memory_mb)
-    # Gantry's defaults before profiles: 4 threads, keep-alive 5, worker_connections 1000.
-    configs["before"] = ("gantry before profiles (%d gthread × 4 threads, keep-alive 5)"
-                         % gantry["mixed"][1]["workers"],
-                         dict(common, workers=gantry["mixed"][1]["workers"],
-                              worker_class="gthread", threads=4, keepalive=5, max_requests=0))
-    configs.update((k, gantry[k]) for k in sorted(gantry, key=lambda k: ("+" in k, k)))
+    configs.update(gantry)
     for spec in extra_specs:
-        # name:workers=5,worker_class=gthread,threads=8, over Gantry's other settings
+        # name:threads=32,worker_connections=1000 over Gantry's common settings
         name, _, pairs = spec.partition(":")
-        settings = dict(common, max_requests=0)
+        settings = dict(common)
         for pair in filter(None, pairs.split(",")):
             key, _, value = pair.partition("=")
-            settings[key] = int(value) if value.isdigit() else value
-        configs[name] = (name + " (" + pairs + ")", settings)
+            settings[key] = int(value) if value.lstrip("-").isdigit() else value
+        configs[name] = ("%s (%s)" % (name, pairs), settings)
     return configs
 
 
-# ---------------------------------------------------------------- server and load
+# ---------------------------------------------------------------- nginx and gunicorn
+
+NGINX_CONF = """\
+daemon off;
+worker_processes auto;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  # As roles/nginx_edge: each socket listed twice, no upstream keep-alive.
+  upstream app {{
+    server unix:{tmp}/app.sock max_fails=0;
+    server unix:{tmp}/app.sock max_fails=0;
+  }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location = /nginx-noop {{ return 200 "ok"; }}
+    location / {{
+      proxy_pass http://app;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_next_upstream error timeout http_502;
+      proxy_next_upstream_tries 2;
+      proxy_next_upstream_timeout 30s;
+      proxy_read_timeout 125s;
+      proxy_buffering on;
+    }}
+  }}
+}}
+"""
 
 
 def free_port():
@@ -187,41 +212,57 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
-    def __init__(self, venv_dir, app, settings, tmp):
+class Nginx:
+    def __init__(self, tmp):
         self.port = free_port()
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=self.port))
+        self.proc = subprocess.Popen(["nginx", "-p", tmp, "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = "http://127.0.0.1:%d" % self.port
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/nginx-noop", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("nginx did not start: %s" % (Path(tmp) / "nginx-error.log"))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Gunicorn:
+    def __init__(self, venv_dir, settings, tmp, front):
+        self.sock = Path(tmp) / "app.sock"
+        self.sock.unlink(missing_ok=True)
+        self.log = Path(tmp) / "gunicorn.log"
+        self.log.write_text("")
         self.workers = settings.get("workers", 1)
-        self.log = Path(tmp) / ("gunicorn-%d.log" % self.port)
-        conf = Path(tmp) / ("gunicorn-%d.conf.py" % self.port)
-        lines = dict(settings, bind=["127.0.0.1:%d" % self.port], errorlog=str(self.log),
-                     control_socket=str(Path(tmp) / ("ctl-%d.sock" % self.port)))
+        conf = Path(tmp) / "gunicorn.conf.py"
+        lines = dict(settings, bind=["unix:%s" % self.sock], errorlog=str(self.log),
+                     control_socket=str(Path(tmp) / "gunicorn.ctl"))
         conf.write_text("".join("%s = %r\n" % kv for kv in lines.items()))
         env = dict(os.environ, SECRET_KEY="bench-only", PYTHONDONTWRITEBYTECODE="1")
         env.pop("WEB_CONCURRENCY", None)
-        # cwd: an empty directory, so the demo's load_dotenv finds no stray .env.
+        # cwd: the temporary directory, so the demo's load_dotenv finds no stray .env.
         self.proc = subprocess.Popen(
-            [str(venv_dir / "bin/gunicorn"), "-c", str(conf), "--pythonpath", str(HERE),
-             APPS[app]["wsgi"]],
-            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.wait_ready(APPS[app]["routes"]["noop"])
+            [str(venv_dir / "bin/gunicorn"), "-c", str(conf), "gantry_demo.wsgi:app"],
+            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("a"))
+        self.front = front
+        self.wait_ready()
 
-    def booted(self):
-        try:
-            return self.log.read_text().count("Booting worker")
-        except FileNotFoundError:
-            return 0
-
-    def wait_ready(self, path, limit=60):
+    def wait_ready(self, limit=60):
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("gunicorn exited %s:\n%s" % (
                     self.proc.returncode, self.log.read_text()[-3000:]))
-            if self.booted() >= self.workers:
+            if self.log.read_text().count("Booting worker") >= self.workers:
                 try:
-                    with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                    with urllib.request.urlopen(self.front + ROUTES["noop"], timeout=5) as r:
                         if r.status == 200:
                             return
                 except OSError:
@@ -229,20 +270,22 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError("gunicorn not ready after %ds:\n%s" % (limit, self.log.read_text()))
 
-    def drain(self, path, limit=120):
-        """Wait until the requests wrk left queued are gone: a no-op request (which
-        queues behind them) answered in under 100 ms, twice in a row."""
+    def drain(self, limit=60):
+        """Wait until what wrk left queued is gone: two no-op requests in a row (they
+        queue behind it) answered in under 100 ms."""
         deadline, quick = time.monotonic() + limit, 0
         while quick < 2 and time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                with urllib.request.urlopen(self.url + path, timeout=limit) as r:
+                with urllib.request.urlopen(self.front + ROUTES["noop"], timeout=limit) as r:
                     r.read()
             except OSError:
                 time.sleep(0.5)
                 continue
             quick = quick + 1 if time.monotonic() - started < 0.1 else 0
-        time.sleep(0.5)
+
+    def recycled(self):
+        return self.log.read_text().count("Autorestarting worker")
 
     def stop(self):
         self.proc.terminate()
@@ -252,6 +295,8 @@ class Server:
             self.proc.kill()
             self.proc.wait()
 
+
+# ---------------------------------------------------------------- wrk
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -274,12 +319,15 @@ def parse_wrk(out):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
         r["non2xx"] = int(m.group(1))
+    r["lost"] = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["non2xx"]
     return r
 
 
-def wrk(url, args, duration, connections):
-    cmd = ["wrk", "-t%d" % args.threads, "-c%d" % connections, "-d%ds" % duration,
-           "--latency", url]
+def wrk(url, args, duration, extra=()):
+    # --timeout above the slowest config's queueing (1 sync worker on /io), so a slow
+    # answer counts as slow, not as lost.
+    cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % duration,
+           "--timeout", "10s", "--latency", *extra, url]
     return parse_wrk(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
@@ -289,93 +337,97 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def host_busy():
-    """CPU seconds the host has spent outside idle, all CPUs (user, nice, system, steal;
-    interrupts are left out: loopback traffic is charged there, whoever causes it)."""
+    """CPU seconds the host has spent outside idle and iowait, all CPUs."""
     with open("/proc/stat") as f:
         v = list(map(int, f.readline().split()[1:9]))
-    return (v[0] + v[1] + v[2] + v[7]) / HZ
+    return (sum(v) - v[3] - v[4]) / HZ
 
 
-def proc_times(pid):
-    """(ppid, own CPU seconds, reaped children's CPU seconds) of a process, or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / HZ, (
-        int(fields[13]) + int(fields[14])) / HZ
-
-
-def tree_cpu(root):
-    """CPU seconds of a process, its live descendants and the children it reaped."""
+def tree_cpu(roots):
+    """CPU seconds of processes, their live descendants and the children they reaped."""
     parents, times = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            t = proc_times(int(entry))
-            if t:
-                parents[int(entry)], times[int(entry)] = t[0], t[1:]
-    tree, total = {root}, 0.0
-    for pid in sorted(parents):  # descendants have higher pids, unless pids wrapped
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = sum(map(int, fields[11:15])) / HZ
+    tree = set(roots)
+    for pid in sorted(parents):  # children have higher pids, unless pids wrapped
         if parents[pid] in tree:
             tree.add(pid)
-    for pid in tree & times.keys():
-        own, reaped = times[pid]
-        total += own + (reaped if pid == root else 0)
-    return total
+    return sum(times[pid] for pid in tree if pid in times)
 
 
 class Meter:
-    """CPU the rest of the host used (in cores) while this bench ran something:
-    everything busy minus the Gunicorn tree, this process and the wrk it ran."""
+    """Cores the rest of the host used while this bench ran something: all that was busy
+    minus nginx, Gunicorn, this process and the wrk it ran (reaped children)."""
 
-    def __init__(self, server_pid):
-        self.pid = server_pid
+    def __init__(self, roots):
+        self.roots = roots
         self.start = self.sample()
 
     def sample(self):
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        mine = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + tree_cpu(self.pid)
-        return time.monotonic(), host_busy(), mine
+        mine = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        return time.monotonic(), host_busy(), mine + tree_cpu(self.roots)
 
     def foreign(self):
         (t0, b0, m0), (t1, b1, m1) = self.start, self.sample()
         return max(0.0, (b1 - b0) - (m1 - m0)) / max(t1 - t0, 1e-3)
 
 
-def wait_quiet(server, limit, threshold):
+def wait_quiet(roots, limit, threshold):
     """Wait (up to ``limit`` seconds) until the rest of the host uses less than
     ``threshold`` cores, measured over one second; returns the last measure."""
     deadline = time.monotonic() + limit
     while True:
-        meter = Meter(server.proc.pid)
+        meter = Meter(roots)
         time.sleep(1)
         load = meter.foreign()
         if load < threshold or time.monotonic() > deadline:
             return load
         print("  the host is busy (%.2f cores used by others), waiting" % load,
               file=sys.stderr, flush=True)
-        time.sleep(5)
+        time.sleep(4)
+
+
+def measure(roots, url, args, extra, drain):
+    """One wrk run on a quiet host; again (up to --retries times) when the rest of the
+    host took more than --max-foreign cores meanwhile, keeping the quietest run."""
+    best = None
+    for _ in range(args.retries + 1):
+        drain()
+        wait_quiet(roots, args.max_wait, args.max_foreign)
+        meter = Meter(roots)
+        r = wrk(url, args, args.duration, extra)
+        r["foreign"] = round(meter.foreign(), 2)
+        if best is None or r["foreign"] < best["foreign"]:
+            best = r
+        if r["foreign"] < args.max_foreign:
+            break
+        print("  others used %.2f cores during the run: once more" % r["foreign"],
+              file=sys.stderr, flush=True)
+    return best
 
 
 # ---------------------------------------------------------------- report
 
 
-def errors(r):
-    return r["connect"] + r["read"] + r["write"] + r["timeout"] + r["non2xx"]
-
-
 def summarize(runs):
-    """Medians of rate and latencies; errors and requests summed over the rounds."""
+    """Medians of rate and latencies; lost requests and requests summed over rounds."""
     def med(key):
         values = [r[key] for r in runs if r[key] is not None]
         return statistics.median(values) if values else None
 
     total = {k: sum(r[k] for r in runs) for k in
-             ("requests", "connect", "read", "write", "timeout", "non2xx")}
-    return dict(total, rps=med("rps"), p50=med("p50"), p99=med("p99"), errors=errors(total),
-                rounds=len(runs), foreign=max(r.get("foreign", 0.0) for r in runs))
+             ("requests", "connect", "read", "write", "timeout", "non2xx", "lost", "recycled")}
+    return dict(total, rps=med("rps"), p50=med("p50"), p99=med("p99"),
+                foreign=max(r["foreign"] for r in runs))
 
 
 def fmt_ms(x):
@@ -384,220 +436,177 @@ def fmt_ms(x):
     return "%.0f ms" % x if x >= 100 else "%.1f ms" % x if x >= 1 else "%.2f ms" % x
 
 
-def fmt_errors(s):
+def fmt_lost(s):
     parts = ["%s %d" % (k, s[k]) for k in ("connect", "read", "write", "timeout", "non2xx")
              if s[k]]
-    return "%d" % s["errors"] + (" (" + ", ".join(parts) + ")" if parts else "")
+    return "%d" % s["lost"] + (" (" + ", ".join(parts) + ")" if parts else "")
 
 
-def ratio(a, b, digits=2):
-    return "%.*f×" % (digits, a / b) if a and b else "–"
+def ratio(a, b):
+    return "%.2f×" % (a / b) if a and b else "–"
 
 
-def routes(args):
-    """(label, route, wrk connections): the no-op ceiling, /io and /cpu at the usual
-    connection count, and /io again with enough connections to find its own ceiling."""
-    c = args.connections
-    out = [("noop", "noop", c), ("io", "io", c), ("cpu", "cpu", c)]
-    if args.io_connections:
-        out.append(("io c%d" % args.io_connections, "io", args.io_connections))
-    return out
-
-
-def report(results, configs, args, env_line):
-    labels = [label for label, _, _ in routes(args)]
-    foreign = max(s["foreign"] for by_name in results.values() for by_label in by_name.values()
-                  for s in by_label.values())
-    lines = [env_line + "; other processes used at most %.2f cores during a kept run" % foreign,
+def report(results, configs, ceiling, args):
+    foreign = max(s["foreign"] for by_client in results.values()
+                  for by_route in by_client.values() for s in by_route.values())
+    lines = ["Other processes on the host used at most %.2f cores during a kept run." % foreign,
              ""]
-    for app in results:
-        lines += ["**%s app** (%s)" % (app, ", ".join(
-            "%s `%s`" % (k, v) for k, v in APPS[app]["routes"].items())), "",
-            "| config | route | req/s | p50 | p99 | errors | req/s vs seed | p99 vs seed |",
-            "|---|---|--:|--:|--:|--:|--:|--:|"]
-        seed = results[app].get("seed", {})
-        for name in results[app]:
-            for label in labels:
-                s, base = results[app][name][label], seed.get(label)
-                lines.append("| %s | %s | %.0f | %s | %s | %s | %s | %s |" % (
-                    configs[name][0], label, s["rps"], fmt_ms(s["p50"]), fmt_ms(s["p99"]),
-                    fmt_errors(s), ratio(s["rps"], base and base["rps"]),
+    for client in CLIENTS:
+        lines += ["**Client %s**, %d connections" % (client, args.connections), "",
+                  "| config | route | req/s | p50 | p99 | lost | recycled | req/s vs seed "
+                  "| p99 vs seed |", "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+        seed = results.get("seed", {}).get(client, {})
+        for name in results:
+            for route in ROUTES:
+                s, base = results[name][client][route], seed.get(route)
+                lines.append("| %s | %s | %.0f | %s | %s | %s | %d | %s | %s |" % (
+                    configs[name][0], route, s["rps"], fmt_ms(s["p50"]), fmt_ms(s["p99"]),
+                    fmt_lost(s), s["recycled"], ratio(s["rps"], base and base["rps"]),
                     ratio(s["p99"], base and base["p99"])))
         lines.append("")
 
-    # Little's law: n connections each waiting IO_WAIT_S cannot exceed n / IO_WAIT_S.
-    io_labels = [label for label, route, _ in routes(args) if route == "io"]
-    conns = {label: n for label, _, n in routes(args)}
-    lines += ["**/io as a share of the ceiling**: of the same config's no-op route, and of "
-              "what the connections allow (n / %.2f s: %s)" % (IO_WAIT_S, ", ".join(
-                  "%s ≤ %.0f req/s" % (label, conns[label] / IO_WAIT_S) for label in io_labels)),
-              "", "| config | " + " | ".join(
-                  "%s %s ÷ noop | %s %s ÷ bound" % (app, label, app, label)
-                  for app in results for label in io_labels) + " |",
-              "|---|" + "--:|" * (2 * len(io_labels) * len(results))]
-    for name in configs:
-        cells = []
-        for app in results:
-            s = results[app][name]
-            for label in io_labels:
-                cells += ["%.0f %%" % (100 * s[label]["rps"] / s["noop"]["rps"]),
-                          "%.0f %%" % (100 * s[label]["rps"] * IO_WAIT_S / conns[label])]
-        lines.append("| %s | %s |" % (configs[name][0], " | ".join(cells)))
+    best = {client: max(results[n][client]["noop"]["rps"] for n in results)
+            for client in CLIENTS}
+    lines += ["**Ceiling**: nginx alone (`return 200`) %s; the app's no-op route through "
+              "nginx, best config: %s. /io as a share of the latter, and of what %d "
+              "connections allow (%d / %.2f s = %.0f req/s):" % (
+                  ", ".join("%.0f req/s (%s)" % (ceiling[c], c) for c in CLIENTS),
+                  ", ".join("%.0f req/s (%s)" % (best[c], c) for c in CLIENTS),
+                  args.connections, args.connections, IO_WAIT_S,
+                  args.connections / IO_WAIT_S), "",
+              "| config | " + " | ".join("/io ÷ ceiling (%s)" % c for c in CLIENTS) + " |",
+              "|---|" + "--:|" * len(CLIENTS)]
+    for name in results:
+        lines.append("| %s | %s |" % (configs[name][0], " | ".join(
+            "%.0f %%" % (100 * results[name][c]["io"]["rps"] / best[c]) for c in CLIENTS)))
 
-    lines += ["", "**Targets** against the seed config, per app: io profile ≥ 3× req/s on /io, "
-              "p99 no worse, 0 errors, aim ≥ 50 % of the no-op route; cpu profile ≥ 1.0× "
-              "req/s on /cpu, p99 no worse; mixed shown on both routes.", ""]
-    for app in results:
-        seed = results[app].get("seed")
-        if not seed:
+    lines += ["", "**Targets** against the seed config (io profile: /io ≥ 3× req/s, p99 no "
+              "worse, 0 lost, aim ≥ 50 % of the ceiling; cpu profile: /cpu ≥ 1.0× req/s, "
+              "p99 no worse; every profile 0 lost):", ""]
+    if "seed" not in results:
+        return "\n".join(lines)
+    for name in ("io", "mixed", "cpu"):
+        if name not in results:
             continue
-        for name in results[app]:
-            profile = name.split("+")[0]
-            if profile not in ("io", "mixed", "cpu"):
-                continue
-            s = results[app][name]
+        for client in CLIENTS:
+            s, seed = results[name][client], results["seed"][client]
             notes, ok = [], True
-            for route in ("io", "cpu"):
-                if profile == "io" and route == "cpu" or profile == "cpu" and route == "io":
-                    continue
-                factor = 3.0 if profile == "io" else 1.0
-                ok &= s[route]["rps"] >= factor * seed[route]["rps"]
-                ok &= s[route]["p99"] <= seed[route]["p99"]
-                notes.append("/%s %s req/s, p99 %s vs %s, %s errors" % (
-                    route, ratio(s[route]["rps"], seed[route]["rps"]), fmt_ms(s[route]["p99"]),
-                    fmt_ms(seed[route]["p99"]), s[route]["errors"]))
-            if profile == "io":
-                ok &= s["io"]["errors"] == 0
-                best = max(s[label]["rps"] for label in io_labels)
-                notes.append("best /io %.0f %% of no-op" % (100 * best / s["noop"]["rps"]))
-            verdict = "met" if ok else "missed"
-            if profile == "mixed":
-                verdict = "not slower than seed" if ok else "slower than seed somewhere"
-            lines.append("- %s, %s: %s — %s" % (app, configs[name][0], verdict,
-                                                 "; ".join(notes)))
+            for route, factor in (("io", 3.0 if name == "io" else None),
+                                  ("cpu", 1.0 if name == "cpu" else None)):
+                rate = s[route]["rps"] / seed[route]["rps"]
+                p99_ok = s[route]["p99"] <= seed[route]["p99"]
+                if factor:
+                    ok &= rate >= factor and p99_ok
+                notes.append("/%s %.2f× req/s, p99 %s vs %s" % (
+                    route, rate, fmt_ms(s[route]["p99"]), fmt_ms(seed[route]["p99"])))
+            lost = sum(s[r]["lost"] for r in ROUTES)
+            ok &= lost == 0
+            notes.append("%d lost" % lost)
+            if name == "io":
+                share = s["io"]["rps"] / best[client]
+                notes.append("/io %.0f %% of the ceiling" % (100 * share))
+            lines.append("- %s, client %s: %s — %s" % (
+                configs[name][0], client, "met" if ok else "MISSED", "; ".join(notes)))
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- main
 
 
-def cpu_speed():
-    """Milliseconds of /cpu's work in this process, median of 15: the host's CPU speed,
-    which drifts on a shared VM (and is printed so the reader can see by how much)."""
-    sys.path.insert(0, str(HERE))
-    from bench_app import CPU_PRIME_LIMIT, count_primes
-
-    times = []
-    for _ in range(15):
-        started = time.perf_counter()
-        count_primes(CPU_PRIME_LIMIT)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
-def measure(server, url, args, conns):
-    """One wrk run on a quiet host; run again (up to --retries times) when the rest of
-    the host took more than --max-foreign cores meanwhile, keeping the quietest run."""
-    best = None
-    for _ in range(args.retries + 1):
-        wait_quiet(server, args.max_wait, args.max_foreign)
-        meter = Meter(server.proc.pid)
-        r = wrk(url, args, args.duration, conns)
-        r["foreign"] = round(meter.foreign(), 3)
-        if best is None or r["foreign"] < best["foreign"]:
-            best = r
-        if r["foreign"] < args.max_foreign:
-            break
-        print("  others used %.2f cores during the run: once more" % r["foreign"],
-              file=sys.stderr, flush=True)
-        server.drain(url)
-    return best
-
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are shown")
-    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=32, help="wrk -c")
-    parser.add_argument("--io-connections", type=int, default=256,
-                        help="wrk -c of the second /io run (0: none)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; medians are shown")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
-    parser.add_argument("--apps", default="demo,bare", help="comma-separated: demo, bare")
     parser.add_argument("--only", help="comma-separated config names (default: all)")
     parser.add_argument("--config", action="append", default=[], metavar="NAME:K=V,...",
-                        help="an extra config, e.g. io16:workers=5,worker_class=gthread,"
-                             "threads=16,max_requests=0")
-    parser.add_argument("--max-foreign", type=float, default=0.15,
-                        help="cores other processes may use during a run (default 0.15)")
-    parser.add_argument("--max-wait", type=int, default=900,
-                        help="seconds to wait for a quiet host before each run")
+                        help="an extra config over Gantry's common settings, e.g. "
+                             "io32:worker_class=gthread,threads=32,keepalive=0")
+    parser.add_argument("--max-foreign", type=float, default=0.2,
+                        help="cores other processes may use during a run (default 0.2)")
     parser.add_argument("--retries", type=int, default=2,
                         help="runs repeated when other processes got in the way")
+    parser.add_argument("--max-wait", type=int, default=120,
+                        help="seconds to wait for a quiet host before each run")
+    parser.add_argument("--venv", type=Path,
+                        help="a venv holding the demo app and Gunicorn (default: built once "
+                             "under ~/.cache/gantry/bench-serve), e.g. one with gevent added")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
-    # A TERM stops the Gunicorn under test too (through the finally clauses).
+    # A TERM stops the nginx and Gunicorn under test too (through the finally clauses).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # make bench-serve installs wrk (host-packages); nginx is left to the reader, as its
+    # Debian package starts a server on port 80.
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            sys.exit("%s is missing: apt-get install %s" % (tool, tool))
 
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: apt-get install wrk (make bench-serve installs it)")
     cores, memory_mb = os.cpu_count(), host_memory_mb()
     configs = all_configs(cores, memory_mb, args.config)
     if args.only:
-        wanted = args.only.split(",")
-        configs = {k: v for k, v in configs.items() if k in wanted}
-    apps = args.apps.split(",")
-    venv_dir, extra = ensure_venv()
+        configs = {k: v for k, v in configs.items() if k in args.only.split(",")}
+    venv_dir = args.venv or ensure_venv()
+    versions = subprocess.run(
+        [str(venv_dir / "bin/python"), "-c", "import flask, gunicorn, sys; print("
+         "gunicorn.__version__, flask.__version__, sys.version.split()[0])"],
+        capture_output=True, text=True, check=True).stdout.split()
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
-    env_line = ("%d cores, %d MiB; %s, Python %s; wrk %s -t%d -c%d -d%ds --latency "
-                "(timeout 2 s), on the same host; %d rounds, medians (errors: sums)" % (
-                    cores, memory_mb, " ".join(extra), sys.version.split()[0],
-                    (wrk_version.split() or ["?", "?"])[1], args.threads, args.connections,
-                    args.duration, args.rounds))
+    header = ("%s, %s, %d cores, %d MiB; Gunicorn %s, Flask %s, Python %s, %s, wrk %s "
+              "-t%d -c%d -d%ds --timeout 10s, on the same host; %d round(s), medians "
+              "(lost: sums)" % (
+                  time.strftime("%Y-%m-%d"), platform.platform(terse=True), cores, memory_mb,
+                  *versions, nginx_version.strip().split(": ")[-1],
+                  (wrk_version.split() or ["?", "?"])[1], args.threads, args.connections,
+                  args.duration, args.rounds))
+    print(header, file=sys.stderr, flush=True)
 
-    plan = routes(args)
-    raw = {app: {name: {label: [] for label, _, _ in plan} for name in configs} for app in apps}
-    speeds = []
-    with tempfile.TemporaryDirectory(prefix="gantry-serve-bench-") as tmp:
+    raw = {name: {c: {r: [] for r in ROUTES} for c in CLIENTS} for name in configs}
+    ceiling = {}
+    tmp = tempfile.mkdtemp(prefix="gantry-serve-bench-")
+    # nginx's workers run as www-data (when started as root) and must reach the socket.
+    os.chmod(tmp, 0o755)
+    nginx = Nginx(tmp)
+    try:
+        for client, extra_args in CLIENTS.items():
+            ceiling[client] = measure([nginx.proc.pid], nginx.url + "/nginx-noop", args,
+                                      extra_args, lambda: None)["rps"]
         for rnd in range(args.rounds):
             # Each round starts at another config, so none is always measured last.
             names = list(configs)
             shift = rnd * len(names) // max(args.rounds, 1)
-            names = names[shift:] + names[:shift]
-            for app in apps:
-                speeds.append(cpu_speed())
-                print("round %d %s: /cpu's work takes %.1f ms in this process" % (
-                    rnd + 1, app, speeds[-1]), file=sys.stderr, flush=True)
-                for name in names:
-                    settings = configs[name][1]
-                    server = Server(venv_dir, app, settings, tmp)
-                    try:
-                        # Every worker imports and answers once before the clock starts.
-                        wrk(server.url + APPS[app]["routes"]["noop"], args, 2, args.connections)
-                        time.sleep(2)
-                        for label, route, conns in plan:
-                            url = server.url + APPS[app]["routes"][route]
-                            r = measure(server, url, args, conns)
-                            raw[app][name][label].append(r)
-                            print("round %d %-4s %-14s %-8s %7.1f req/s  p99 %8s  errors %s"
-                                  "  (others: %.2f cores)"
-                                  % (rnd + 1, app, name, label, r["rps"], fmt_ms(r["p99"]),
-                                     fmt_errors(dict(r, errors=errors(r))), r["foreign"]),
+            for name in names[shift:] + names[:shift]:
+                server = Gunicorn(venv_dir, configs[name][1], tmp, nginx.url)
+                try:
+                    # Every worker imports and answers once before the clock starts.
+                    wrk(nginx.url + ROUTES["noop"], args, 2)
+                    for client, extra_args in CLIENTS.items():
+                        for route, path in ROUTES.items():
+                            before = server.recycled()
+                            r = measure([nginx.proc.pid, server.proc.pid], nginx.url + path,
+                                        args, extra_args, server.drain)
+                            r["recycled"] = server.recycled() - before
+                            raw[name][client][route].append(r)
+                            print("round %d %-8s %-10s %-4s %7.1f req/s  p99 %8s  lost %s"
+                                  "  recycled %d  others %.2f cores" % (
+                                      rnd + 1, name, client, route, r["rps"], fmt_ms(r["p99"]),
+                                      fmt_lost(r), r["recycled"], r["foreign"]),
                                   file=sys.stderr, flush=True)
-                            server.drain(APPS[app]["routes"]["noop"])
-                    finally:
-                        server.stop()
-    results = {app: {name: {label: summarize(runs) for label, runs in by_label.items()}
-                     for name, by_label in by_name.items()} for app, by_name in raw.items()}
-    env_line += "; /cpu's work alone took %.1f–%.1f ms (medians per round and app)" % (
-        min(speeds), max(speeds))
-    print(report(results, configs, args, env_line))
+                finally:
+                    server.stop()
+    finally:
+        nginx.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    results = {name: {c: {r: summarize(runs) for r, runs in by_route.items()}
+                      for c, by_route in by_client.items()} for name, by_client in raw.items()}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"env": env_line, "configs": configs, "raw": raw, "cpu_ms": speeds}, f,
-                      indent=1)
-    return 0
+        Path(args.json).write_text(json.dumps(
+            {"header": header, "ceiling": ceiling, "configs": configs, "raw": raw}, indent=1))
+    print(header + "\n")
+    print(report(results, configs, ceiling, args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
