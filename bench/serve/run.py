@@ -449,20 +449,20 @@ def ratio(a, b):
 def report(results, configs, ceiling, args):
     foreign = max(s["foreign"] for by_client in results.values()
                   for by_route in by_client.values() for s in by_route.values())
-    lines = ["Other processes on the host used at most %.2f cores during a kept run." % foreign,
-             ""]
+    lines = ["Other processes on the host used at most %.2f cores during a kept run (column "
+             "others: cores they used during that run; 2 cores in all)." % foreign, ""]
     for client in CLIENTS:
         lines += ["**Client %s**, %d connections" % (client, args.connections), "",
                   "| config | route | req/s | p50 | p99 | lost | recycled | req/s vs seed "
-                  "| p99 vs seed |", "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+                  "| p99 vs seed | others |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
         seed = results.get("seed", {}).get(client, {})
         for name in results:
             for route in ROUTES:
                 s, base = results[name][client][route], seed.get(route)
-                lines.append("| %s | %s | %.0f | %s | %s | %s | %d | %s | %s |" % (
+                lines.append("| %s | %s | %.0f | %s | %s | %s | %d | %s | %s | %.2f |" % (
                     configs[name][0], route, s["rps"], fmt_ms(s["p50"]), fmt_ms(s["p99"]),
                     fmt_lost(s), s["recycled"], ratio(s["rps"], base and base["rps"]),
-                    ratio(s["p99"], base and base["p99"])))
+                    ratio(s["p99"], base and base["p99"]), s["foreign"]))
         lines.append("")
 
     best = {client: max(results[n][client]["noop"]["rps"] for n in results)
