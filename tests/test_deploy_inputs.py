@@ -145,7 +145,7 @@ BAD_INPUTS = {
     "profile-unknown": (["gunicorn_profile=foo"], ["gunicorn_profile", "foo", "io, mixed, cpu"]),
     "threads-with-sync": (
         ["gunicorn_worker_class=sync", "gunicorn_threads=8"],
-        ["gunicorn_threads is 8", "sync"],
+        ["gunicorn_threads is", "with gunicorn_worker_class sync"],
     ),
     "memory-percent-over-100": (
         ["gunicorn_memory_percent=150"],
