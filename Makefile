@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3
+.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve
 
 ## demo: two local Debian hosts (containers with systemd), the sample app deployed on both
 demo: deps images
@@ -40,6 +40,10 @@ molecule: deps images
 bench-s3: deps
 	python bench/s3/run.py
 
+## bench-serve: Gunicorn's defaults, the seed guide's config and Gantry's profiles under wrk
+bench-serve: deps
+	python bench/serve/run.py
+
 deps: $(VENV)/.installed host-packages
 
 $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
@@ -47,8 +51,8 @@ $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# wrk: the load generator of the zero-downtime tests (it retries nothing); curl: the
-# upload proof; debootstrap: the base images.
+# wrk: the load generator of the zero-downtime tests and bench-serve (it retries
+# nothing, so every lost request shows); curl: the upload proof; debootstrap: the base images.
 host-packages:
 	@command -v wrk >/dev/null && command -v curl >/dev/null && command -v debootstrap >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl debootstrap >/dev/null; }

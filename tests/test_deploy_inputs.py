@@ -140,6 +140,11 @@ BAD_INPUTS = {
     "workers-negative": (["gunicorn_workers=-1"], ["gunicorn_workers is", "-1"]),
     "timeout-not-a-number": (["gunicorn_timeout=soon"], ["gunicorn_timeout", "soon", "int"]),
     "threads-zero": (["gunicorn_threads=0"], ["gunicorn_threads is", "1-256"]),
+    "profile-unknown": (["gunicorn_profile=foo"], ["gunicorn_profile", "foo", "io, mixed, cpu"]),
+    "threads-with-sync": (
+        ["gunicorn_worker_class=sync", "gunicorn_threads=8"],
+        ["gunicorn_threads is", "with gunicorn_worker_class sync"],
+    ),
     "memory-percent-over-100": (
         ["gunicorn_memory_percent=150"],
         ["gunicorn_memory_percent is", "150", "1-100"],
