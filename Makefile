@@ -32,7 +32,7 @@ lint: deps
 	ruff check .
 
 unit: deps
-	pytest -q tests
+	pytest -q -n auto tests
 
 molecule: deps images
 	molecule test --all
