@@ -6,6 +6,7 @@ processes taking the lock at the same moment.
 """
 
 import contextlib
+import fcntl
 import importlib.util
 import io
 import json
@@ -13,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,17 @@ def lock(tmp_path):
 
     call.path = path
     return call
+
+
+@contextlib.contextmanager
+def held_flock(directory):
+    """Hold the directory's flock as another run of the module would."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def content(path):
@@ -171,6 +184,38 @@ def test_concurrent_takes_let_exactly_one_run_in(tmp_path):
     assert content(path)["holder"] == holder
     assert all(f"deploy lock held by {holder} since" in r["msg"]
                for r in results if r.get("failed")), results
+
+
+def test_a_lock_created_after_the_look_still_stops_the_take(tmp_path):
+    # A lock that appears between the look and the create, taken by something that does
+    # not flock the directory (a shell, another tool): only O_EXCL stops this run.
+    module = load_module()
+    path = tmp_path / "deploy.lock"
+    path.write_text(json.dumps({**BOB, "started": T0, "expires": "2026-11-26T05:00:00Z",
+                                "token": "bobs"}))
+    real = module.read_lock
+    looks = []
+
+    def look_too_early(lock_path):
+        looks.append(lock_path)
+        return None if len(looks) == 1 else real(lock_path)
+
+    module.read_lock = look_too_early
+    params = {"path": str(path), "owner_token": None, "ttl": 60, "break_expired": False,
+              **ALICE}
+    with pytest.raises(module.LockError, match="deploy lock held by bob@ci run"):
+        module.take(params, module.parse_time(T0), check_mode=False)
+    assert content(path)["holder"] == BOB["holder"] and len(looks) == 2
+
+
+def test_a_take_waits_for_another_run_looking_at_the_lock(lock):
+    with held_flock(lock.path.parent):
+        taker = threading.Thread(target=lock, args=("take",), kwargs=ALICE)
+        taker.start()
+        taker.join(0.1)
+        assert taker.is_alive() and not lock.path.exists()
+    taker.join(5)
+    assert content(lock.path)["holder"] == ALICE["holder"]
 
 
 # -- release ---------------------------------------------------------------------------

@@ -6,11 +6,13 @@ would run it on the host, and reads back what it wrote. Times come from the modu
 """
 
 import contextlib
+import fcntl
 import importlib.util
 import io
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -154,10 +156,10 @@ def test_record_adds_a_staged_release_atomically_as_root_0644(host):
 
 def test_recording_the_same_release_again_changes_nothing_and_logs_nothing(host):
     host.record("r1", 0)
-    before = host.snapshot()
+    before, mtime = host.snapshot(), host.path.stat().st_mtime_ns
     out = host.record("r1", 9)
     assert out["changed"] is False and "diff" not in out
-    assert host.snapshot() == before
+    assert host.snapshot() == before and host.path.stat().st_mtime_ns == mtime
     assert len(host.lines()) == 1
 
 
@@ -346,6 +348,22 @@ def test_prune_with_forget_drops_the_removed_releases_and_logs_each(history):
     again = history("prune_plan", keep=3, forget=True, now=at(91))
     assert again["remove"] == [] and again["changed"] is False
     assert len(history.lines()) == lines + 4
+
+
+def test_a_change_waits_for_another_run_changing_the_state(host):
+    # Both would read the same old file, and the later write would lose the other's change.
+    host.record("r1", 0)
+    fd = os.open(host.root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        writer = threading.Thread(target=host.record, args=("r2", 5))
+        writer.start()
+        writer.join(0.1)
+        assert writer.is_alive() and list(host.data()["releases"]) == ["r1"]
+    finally:
+        os.close(fd)
+    writer.join(5)
+    assert sorted(host.data()["releases"]) == ["r1", "r2"]
 
 
 # -- check mode ------------------------------------------------------------------------
