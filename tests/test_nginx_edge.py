@@ -437,7 +437,8 @@ def test_maintenance_refuses_anything_but_on_or_off(tmp_path, value):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "give -e maintenance=on or -e maintenance=off; nothing changed" in out, out
-    assert "UNREACHABLE" not in out, out
+    # A host contacted ends UNREACHABLE, or with pipelining in a failed module run.
+    assert "UNREACHABLE" not in out and "No such container" not in out, out
 
 
 def test_module_documentation_parses():
