@@ -3,12 +3,13 @@
 Four kinds of check, none needing a host:
 - bad inputs are refused by the role's validate entry point, each with its own line
   naming the input and the value (never the key's);
-- the templates render the upstream, retries, realip, origin lock, maintenance and
-  static locations as the role's comments promise; with no sockets given, the upstream
-  keeps the host's (or a placeholder);
+- the templates render the upstream (links to the sockets), retries, realip, origin
+  lock, maintenance and static locations as the role's comments promise; with no
+  sockets given, the links keep the host's sockets (or a placeholder);
 - the upstream entry point, run on this machine with its files in a scratch directory
-  and nginx taken as not installed (the first deploy's case), writes the switch, reports
-  it and the log offset, writes nothing in check mode and refuses bad sockets;
+  and nginx taken as not installed (the first deploy's case), writes the upstream once
+  and then only moves its links, reports the switch and the log offset, writes nothing
+  in check mode and refuses bad sockets;
 - cloudflare_ips reads Cloudflare's /ips through the SDK from a local
   stand-in (tests/cloudflare_standin.py has no /ips, so this file serves its own), and
   falls back to the pinned list, with a warning, when the answer is missing or unusable.
@@ -210,6 +211,10 @@ def render(tmp_path, **extra):
                                          "dest": f"{out}/{{{{ item }}}}", "mode": "0644"},
             "loop": ["site.conf", "upstream.conf", "cloudflare-realip.conf",
                      "maintenance.html", "hardening.conf"],
+        }, {
+            "name": "Keep the sockets the links point at",
+            "ansible.builtin.copy": {"content": "{{ __nginx_edge_sockets | to_json }}",
+                                     "dest": f"{out}/sockets.json", "mode": "0644"},
         }],
     }]
     rc, output = run_play(tmp_path, play, {"gantry_app_name": "shop", "gantry_environment": "local"}
@@ -224,11 +229,12 @@ def directives(text):
     return [line for line in lines if line]
 
 
-def test_upstream_lists_each_socket_twice_without_keepalive_by_default(tmp_path):
+def test_upstream_lists_a_link_to_each_socket_twice_without_keepalive_by_default(tmp_path):
     files = render(tmp_path, nginx_edge_upstream_sockets=["/run/a.sock", "/run/b.sock"])
     lines = directives(files["upstream.conf"])
-    assert lines.count("server unix:/run/a.sock max_fails=0;") == 2
-    assert lines.count("server unix:/run/b.sock max_fails=0;") == 2
+    assert lines.count("server unix:/etc/nginx/gantry/shop/upstream-0.sock max_fails=0;") == 2
+    assert lines.count("server unix:/etc/nginx/gantry/shop/upstream-1.sock max_fails=0;") == 2
+    assert json.loads(files["sockets.json"]) == ["/run/a.sock", "/run/b.sock"]
     assert not [line for line in lines if line.startswith("keepalive")]
     assert "proxy_http_version 1.1;" not in directives(files["site.conf"])
 
@@ -457,22 +463,39 @@ def upstream_lines(text):
     return [line for line in directives(text) if line.startswith("server ")]
 
 
+LINK = "server unix:/etc/nginx/gantry/shop/upstream-0.sock max_fails=0;"
+
+
 def test_no_sockets_and_no_upstream_yet_is_a_placeholder(tmp_path):
     files = render(tmp_path)
-    assert upstream_lines(files["upstream.conf"]) == [
-        "server unix:/run/gantry/shop/none.sock max_fails=0;"] * 2
+    assert upstream_lines(files["upstream.conf"]) == [LINK] * 2
+    assert json.loads(files["sockets.json"]) == ["/run/gantry/shop/none.sock"]
+
+
+def as_slurped(text):
+    return {"content": base64.b64encode(text.encode()).decode()}
 
 
 def test_no_sockets_keeps_those_the_host_serves_now(tmp_path):
-    serving = render(tmp_path / "before", nginx_edge_upstream_sockets=["/run/gantry/shop/r7.sock"])
-    current = {"content": base64.b64encode(serving["upstream.conf"].encode()).decode()}
-    files = render(tmp_path / "after", __nginx_edge_upstream_current=current)
-    assert files["upstream.conf"] == serving["upstream.conf"]
+    links = {"results": [{"stat": {"lnk_target": "/run/gantry/shop/r7.sock"}}]}
+    files = render(tmp_path / "links", __nginx_edge_links_current=links)
+    assert upstream_lines(files["upstream.conf"]) == [LINK] * 2
+    assert json.loads(files["sockets.json"]) == ["/run/gantry/shop/r7.sock"]
     # Sockets given win over the host's.
-    files = render(tmp_path / "given", __nginx_edge_upstream_current=current,
+    files = render(tmp_path / "given", __nginx_edge_links_current=links,
                    nginx_edge_upstream_sockets=["/run/gantry/shop/r8.sock"])
-    assert upstream_lines(files["upstream.conf"]) == [
-        "server unix:/run/gantry/shop/r8.sock max_fails=0;"] * 2
+    assert json.loads(files["sockets.json"]) == ["/run/gantry/shop/r8.sock"]
+
+
+def test_an_upstream_from_before_the_links_keeps_its_sockets(tmp_path):
+    entry = "    server unix:/run/gantry/shop/r6.sock max_fails=0;\n"
+    legacy = "upstream shop {\n" + entry * 2 + "}\n"
+    files = render(tmp_path / "legacy", __nginx_edge_upstream_current=as_slurped(legacy))
+    assert json.loads(files["sockets.json"]) == ["/run/gantry/shop/r6.sock"]
+    # An upstream of links whose links are gone never points a link at itself.
+    links_conf = render(tmp_path / "conf")["upstream.conf"]
+    files = render(tmp_path / "gone", __nginx_edge_upstream_current=as_slurped(links_conf))
+    assert json.loads(files["sockets.json"]) == ["/run/gantry/shop/none.sock"]
 
 
 def switch(tmp_path, sockets, *args, **extra):
@@ -487,6 +510,7 @@ def switch(tmp_path, sockets, *args, **extra):
             {"name": "Keep the facts", "delegate_to": "localhost", "ansible.builtin.copy": {
                 "content": "{{ {'offset': nginx_edge_upstream_log_offset,"
                            " 'log': nginx_edge_access_log,"
+                           " 'links': nginx_edge_upstream_links,"
                            " 'switched': nginx_edge_upstream_switched} | to_json }}",
                 "dest": str(tmp_path / "facts.json"), "mode": "0644"},
              "check_mode": False},
@@ -502,31 +526,42 @@ def switch(tmp_path, sockets, *args, **extra):
     return rc, out, facts
 
 
-def test_upstream_entry_point_writes_the_switch_and_reports_it(tmp_path):
-    conf = tmp_path / "gantry" / "shop" / "upstream.conf"
+def test_upstream_entry_point_switches_the_link_and_reports_it(tmp_path):
+    shop = tmp_path / "gantry" / "shop"
+    conf, link = shop / "upstream.conf", shop / "upstream-0.sock"
     (tmp_path / "shop.access.log").write_text("x" * 123)
 
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"], "--check")
     assert rc == 0, out
     assert facts.pop("log") == str(tmp_path / "shop.access.log")
-    assert facts == {"offset": 123, "switched": True}, out
-    assert not conf.exists()
+    assert facts == {"offset": 123, "links": [str(link)], "switched": True}, out
+    assert not shop.exists()
 
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"])
     assert rc == 0, out
     assert (facts["offset"], facts["switched"]) == (123, True)
-    assert upstream_lines(conf.read_text()) == [
-        "server unix:/run/gantry/shop/r1.sock max_fails=0;"] * 2
+    assert upstream_lines(conf.read_text()) == [f"server unix:{link} max_fails=0;"] * 2
+    assert os.readlink(link) == "/run/gantry/shop/r1.sock"
 
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r1.sock"])
     assert (rc, facts["switched"]) == (0, False), out
 
+    # The next switch moves the link only: nginx's config, as nginx loaded it, stays.
+    written = conf.stat().st_mtime_ns
     (tmp_path / "shop.access.log").unlink()
     rc, out, facts = switch(tmp_path, ["/run/gantry/shop/r2.sock"])
     assert (facts["offset"], facts["switched"]) == (0, True), out
-    assert "r2.sock" in conf.read_text()
-    # The replaced file's copy is gone.
-    assert [p.name for p in conf.parent.iterdir()] == ["upstream.conf"]
+    assert os.readlink(link) == "/run/gantry/shop/r2.sock"
+    assert conf.stat().st_mtime_ns == written
+    assert sorted(p.name for p in shop.iterdir()) == ["upstream-0.sock", "upstream.conf"]
+
+    # Fewer sockets: the link upstream.conf no longer names goes, and the copy of the
+    # replaced upstream.conf with it.
+    rc, out, _ = switch(tmp_path, ["/run/gantry/shop/r3.sock", "/run/gantry/shop/r4.sock"])
+    assert os.readlink(shop / "upstream-1.sock") == "/run/gantry/shop/r4.sock", out
+    rc, out, _ = switch(tmp_path, ["/run/gantry/shop/r5.sock"])
+    assert sorted(p.name for p in shop.iterdir()) == ["upstream-0.sock", "upstream.conf"], out
+    assert os.readlink(link) == "/run/gantry/shop/r5.sock"
 
 
 @pytest.mark.parametrize(("sockets", "fragment"), [
