@@ -9,6 +9,7 @@ batch-mate of a failed host finishes and releases too; check mode writes nothing
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,10 @@ def test_a_run_takes_and_releases_the_lock_on_every_host(tmp_path):
     assert rc == 0, out
     assert deployed(tmp_path) == ["a", "b", "c"]
     assert list((tmp_path / "locks").iterdir()) == []
+    # Taken and released within the run: a run that changes nothing else reports nothing.
+    rc, out = deploy_like(tmp_path)
+    assert rc == 0, out
+    assert re.findall(r"changed=(\d+)", out) == ["0", "0", "0"], out
 
 
 def test_a_held_lock_refuses_the_deploy_naming_its_holder(tmp_path):
