@@ -7,42 +7,18 @@ processes taking the lock at the same moment.
 
 import contextlib
 import fcntl
-import importlib.util
-import io
 import json
 import os
 import stat
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
+from gantry_modules import load_module, module_command, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
-MODULE = ROOT / "plugins" / "modules" / "deploy_lock.py"
 T0 = "2026-11-26T04:12:00Z"
 ALICE = {"holder": "alice@laptop run 20261126T0412", "message": "release freeze for the sale"}
 BOB = {"holder": "bob@ci run 20261126T0500", "message": "nightly"}
-
-
-def load_module():
-    spec = importlib.util.spec_from_file_location("gantry_test_deploy_lock", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_module(args, check_mode=False, diff=True):
-    from ansible.module_utils.testing import patch_module_args
-
-    module = load_module()
-    out = io.StringIO()
-    args = {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
-    with patch_module_args(args), contextlib.redirect_stdout(out):
-        with contextlib.suppress(SystemExit):
-            module.main()
-    return json.loads(out.getvalue())
 
 
 @pytest.fixture
@@ -50,8 +26,8 @@ def lock(tmp_path):
     path = tmp_path / "deploy.lock"
 
     def call(action="show", check_mode=False, ok=True, **args):
-        out = run_module({"path": str(path), "action": action, "now": T0} | args,
-                         check_mode=check_mode)
+        args = {"path": str(path), "action": action, "now": T0} | args
+        out = run_module("deploy_lock", args, check_mode=check_mode)
         assert bool(out.get("failed")) is not ok, out
         return out
 
@@ -175,7 +151,7 @@ def test_concurrent_takes_let_exactly_one_run_in(tmp_path):
         args = tmp_path / f"args{n}.json"
         args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
             "path": str(path), "action": "take", "holder": f"run{n}", "message": "race"}}))
-        procs.append(subprocess.Popen([sys.executable, str(MODULE), str(args)],
+        procs.append(subprocess.Popen(module_command("deploy_lock", args),
                                       stdout=subprocess.PIPE, text=True))
     results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     winners = [r for r in results if not r.get("failed")]
@@ -189,7 +165,7 @@ def test_concurrent_takes_let_exactly_one_run_in(tmp_path):
 def test_a_lock_created_after_the_look_still_stops_the_take(tmp_path):
     # A lock that appears between the look and the create, taken by something that does
     # not flock the directory (a shell, another tool): only O_EXCL stops this run.
-    module = load_module()
+    module = load_module("deploy_lock")
     path = tmp_path / "deploy.lock"
     path.write_text(json.dumps({**BOB, "started": T0, "expires": "2026-11-26T05:00:00Z",
                                 "token": "bobs"}))
@@ -305,7 +281,7 @@ def test_bad_parameters_fail(lock, args, why):
 
 def test_a_take_without_the_directory_fails_clearly(tmp_path):
     path = tmp_path / "missing" / "deploy.lock"
-    out = run_module({"path": str(path), "action": "take", **ALICE})
+    out = run_module("deploy_lock", {"path": str(path), "action": "take", **ALICE})
     assert out["failed"] and "its directory does not exist" in out["msg"]
-    out = run_module({"path": str(path), "action": "show"})
+    out = run_module("deploy_lock", {"path": str(path), "action": "show"})
     assert out["lock"] is None and not out.get("failed")

@@ -5,45 +5,21 @@ would run it on the host, and reads back what it wrote. Times come from the modu
 `now` option, so no test waits.
 """
 
-import contextlib
 import fcntl
-import importlib.util
-import io
 import json
 import os
 import stat
 import threading
-from pathlib import Path
 
 import pytest
+from gantry_modules import run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 T0 = "2026-11-26T04:00:00Z"
 
 
 def at(minute):
     """The time minute minutes after 04:00 on the day of the tests."""
     return f"2026-11-26T{4 + minute // 60:02d}:{minute % 60:02d}:00Z"
-
-
-def load_module():
-    spec = importlib.util.spec_from_file_location(
-        "gantry_test_release_state", ROOT / "plugins" / "modules" / "release_state.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_module(args, check_mode=False, diff=True):
-    from ansible.module_utils.testing import patch_module_args
-
-    module = load_module()
-    out = io.StringIO()
-    args = {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
-    with patch_module_args(args), contextlib.redirect_stdout(out):
-        with contextlib.suppress(SystemExit):
-            module.main()
-    return json.loads(out.getvalue())
 
 
 class Host:
@@ -57,7 +33,7 @@ class Host:
     def __call__(self, action="read", check_mode=False, ok=True, **args):
         args = {"path": str(self.path), "ledger_path": str(self.ledger), "action": action,
                 "deployed_by": "alice@laptop run 20261126T0412", "now": T0} | args
-        out = run_module(args, check_mode=check_mode)
+        out = run_module("release_state", args, check_mode=check_mode)
         assert bool(out.get("failed")) is not ok, out
         return out
 
@@ -399,8 +375,8 @@ def test_check_mode_on_a_new_host_creates_nothing(host):
 
 
 def test_diff_is_only_returned_in_diff_mode(host):
-    out = run_module({"path": str(host.path), "action": "record", "release": "r1",
-                      "build_digest": "d"}, diff=False)
+    out = run_module("release_state", {"path": str(host.path), "action": "record",
+                                       "release": "r1", "build_digest": "d"}, diff=False)
     assert out["changed"] is True and "diff" not in out
     assert out["state"]["releases"]["r1"]["deployed_by"]  # the user the module runs as
 
@@ -451,13 +427,13 @@ def test_bad_parameters_fail_before_anything_is_read(host, args, why):
 
 def test_a_change_without_the_directory_fails_clearly(tmp_path):
     path = tmp_path / "missing" / "releases.json"
-    out = run_module({"path": str(path), "action": "record", "release": "r1",
-                      "build_digest": "d"})
+    out = run_module("release_state", {"path": str(path), "action": "record", "release": "r1",
+                                       "build_digest": "d"})
     assert out["failed"] and "its directory does not exist" in out["msg"]
 
 
 def test_no_ledger_path_no_ledger(host):
-    out = run_module({"path": str(host.path), "action": "record", "release": "r1",
-                      "build_digest": "d", "now": T0})
+    out = run_module("release_state", {"path": str(host.path), "action": "record",
+                                       "release": "r1", "build_digest": "d", "now": T0})
     assert out["changed"] is True
     assert [p.name for p in host.root.iterdir()] == ["releases.json"]

@@ -158,14 +158,13 @@ token:
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
-import tempfile
 from datetime import UTC, datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.gantry_files import DirectoryLock, replace_file
 
 FIELDS = ("holder", "message", "started", "expires", "token")
 
@@ -245,21 +244,6 @@ def create_exclusive(path, content):
     os.close(fd)
 
 
-def replace(path, content):
-    """Put content at path in one step, so the path never is without a lock in between."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".deploy-lock-")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def take(params, now, check_mode):
     path = params["path"]
     token = params["owner_token"] or secrets.token_hex(16)
@@ -280,7 +264,7 @@ def take(params, now, check_mode):
             # Still this run's, only slower than its ttl: renewing keeps another run from
             # breaking it halfway through.
             if not check_mode:
-                replace(path, render(new))
+                replace_file(path, render(new), ".deploy-lock-")
             return dict(result, lock=new, changed=True)
         if not expired:
             raise LockError(describe(current, path, False), lock=current, expired=False)
@@ -290,7 +274,7 @@ def take(params, now, check_mode):
                 "be going; if it is not, break_expired=true breaks it",
                 lock=current, expired=True)
         if not check_mode:
-            replace(path, render(new))
+            replace_file(path, render(new), ".deploy-lock-")
         return dict(result, lock=new, broken=current, changed=True)
     if not check_mode:
         try:
@@ -329,23 +313,6 @@ def release(params, now, check_mode):
     if not check_mode:
         os.unlink(path)
     return {"lock": None, "before": current, "released": current, "changed": True}
-
-
-class DirectoryLock:
-    """An flock on the lock's directory for as long as this run looks at and changes it."""
-
-    def __init__(self, path, exclusive):
-        self.directory = os.path.dirname(path) or "."
-        self.operation = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.directory, os.O_RDONLY)
-        fcntl.flock(self.fd, self.operation)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing releases the flock
 
 
 def run(params, check_mode):

@@ -267,10 +267,10 @@ import json
 import os
 import pwd
 import re
-import tempfile
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.gantry_files import DirectoryLock, replace_file
 
 VERSION = 1
 STATES = ("staged", "active", "superseded", "failed", "bad")
@@ -534,30 +534,6 @@ def check_params(params):
     return errors
 
 
-def write_state(path, content):
-    """Replace path with content so a reader sees the old file or the new one, never a part."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".releases-")
-    try:
-        os.fchmod(fd, 0o644)
-        if os.geteuid() == 0:
-            os.fchown(fd, 0, 0)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    # The rename is only durable once the directory entry is on disk too.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def append_ledger(path, lines):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
@@ -609,25 +585,6 @@ def run(params):
     return result, [{"at": now, "by": by, **entry, **extra} for entry in lines], after
 
 
-class DirectoryLock:
-    """Holds an exclusive flock on the state's directory, so two runs on the host that
-    change the state do not both read the old file and one of them lose its change."""
-
-    def __init__(self, path):
-        self.directory = os.path.dirname(path) or "."
-        self.fd = None
-
-    def __enter__(self):
-        import fcntl
-
-        self.fd = os.open(self.directory, os.O_RDONLY)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing releases the flock
-
-
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -677,7 +634,7 @@ def main():
             with DirectoryLock(path):
                 result, lines, content = run(params)
                 if result["changed"]:
-                    write_state(path, content)
+                    replace_file(path, content, ".releases-")
                     if params["ledger_path"] and lines:
                         try:
                             append_ledger(params["ledger_path"], lines)
