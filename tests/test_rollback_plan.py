@@ -5,7 +5,8 @@ scratch directory (the format module release_state writes): with no id the rollb
 undoes the release activated last, leaves hosts that never reached it alone, and sends
 the others to the good release each ran before; with an id it goes there, leaves hosts
 already there alone, and refuses, for every host at once, a release that is failed, bad
-or unknown on any host.
+or unknown on any host. A host that still keeps the settings files of the instance the
+target last ran as rolls back with them.
 """
 
 import json
@@ -35,7 +36,8 @@ def plan(tmp_path, records, *args):
         root.mkdir(exist_ok=True)
         if content is not None:
             (root / "releases.json").write_text(json.dumps(content))
-        hosts[host] = {"flask_release_root": str(root)}
+        hosts[host] = {"flask_release_root": str(root),
+                       "flask_release_instance_settings_dir": str(root / "settings")}
     inventory = {"app_servers": {"hosts": hosts}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     keep = tmp_path / "plans.json"
@@ -75,8 +77,8 @@ PARTIAL = {
 def test_no_id_undoes_the_last_release_and_leaves_hosts_that_never_ran_it(tmp_path):
     rc, out, plans = plan(tmp_path, PARTIAL)
     assert rc == 0, out
-    assert plans["h1"] == {"from": "r2", "to": "r1", "why": ""}
-    assert plans["h2"] == {"from": "r2", "to": "r1", "why": ""}
+    assert plans["h1"] == {"from": "r2", "to": "r1", "why": "", "settings_digest": ""}
+    assert plans["h2"] == {"from": "r2", "to": "r1", "why": "", "settings_digest": ""}
     assert plans["h3"]["to"] == "" and "not r2, left alone" in plans["h3"]["why"], plans
 
 
@@ -90,7 +92,7 @@ def test_a_named_good_release(tmp_path):
 def test_hosts_already_on_the_named_release_are_left_alone(tmp_path):
     rc, out, plans = plan(tmp_path, PARTIAL, "-e", "gantry_rollback_to=r1")
     assert rc == 0, out
-    assert plans["h3"] == {"from": "r1", "to": "", "why": "already on r1"}
+    assert plans["h3"] == {"from": "r1", "to": "", "why": "already on r1", "settings_digest": ""}
 
 
 def test_a_release_failed_on_one_host_is_refused_for_all(tmp_path):
@@ -126,3 +128,21 @@ def test_a_host_from_before_the_record_goes_to_its_previous_link(tmp_path):
 def test_a_bad_id_is_refused(tmp_path):
     rc, out, _ = plan(tmp_path, PARTIAL, "-e", "gantry_rollback_to=../etc")
     assert rc != 0 and "gantry_rollback_to is" in out, out
+
+
+def test_the_settings_the_target_last_ran_with_are_used_while_kept(tmp_path):
+    digest = "abcdef12" + "3" * 56
+    records = {host: record(
+        r1=dict(release("superseded", "2026-11-20T10:00:00Z"),
+                instance="r1-abcdef12", settings={"instance": digest}),
+        r2=release("active", "2026-11-26T04:10:00Z")) for host in ("h1", "h2")}
+    kept = tmp_path / "h1" / "settings" / "r1-abcdef12"
+    kept.mkdir(parents=True)
+    (kept / "env").write_text("SECRET_KEY=old\n")
+    rc, out, plans = plan(tmp_path, records)
+    assert rc == 0, out
+    assert plans["h1"]["settings_digest"] == digest, plans
+    assert "with the settings it last ran with" in out, out
+    # Removed by a prune, or never made (deployed before instances had their own copies).
+    assert plans["h2"] == {"from": "r2", "to": "r1", "why": "", "settings_digest": ""}, plans
+    assert "none kept of its own" in out, out
