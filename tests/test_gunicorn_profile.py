@@ -66,10 +66,15 @@ def render(tmp_path, **extra):
 ], ids=["default", "io", "mixed", "cpu", "threads-override", "keepalive-override", "gevent"])
 def test_profile_settings(tmp_path, extra, expected):
     settings = render(tmp_path, **extra)
-    # 2 cores * 2 + 1, the same in every profile.
-    assert settings["workers"] == 5
+    # 2 cores * 2 + 1; the cpu profile 2 cores * 1 + 1, as the seed's config on 2 cores.
+    assert settings["workers"] == (3 if extra.get("gunicorn_profile") == "cpu" else 5)
     assert settings["max_requests"] == 1000
     for key, value in expected.items():
         assert settings[key] == value, (key, settings.get(key))
     if "worker_connections" not in expected:
         assert "worker_connections" not in settings
+
+
+def test_an_explicit_workers_per_core_wins_over_the_profile(tmp_path):
+    settings = render(tmp_path, gunicorn_profile="cpu", gunicorn_workers_per_core=2)
+    assert settings["workers"] == 5

@@ -111,9 +111,9 @@ def host_memory_mb():
     raise RuntimeError("no MemTotal in /proc/meminfo")
 
 
-def role_workers(d, cores, memory_mb):
+def role_workers(d, per_core, cores, memory_mb):
     """roles/gunicorn/vars/main.yml's __gunicorn_workers with gunicorn_workers 0."""
-    by_cpu = cores * d["gunicorn_workers_per_core"] + 1
+    by_cpu = cores * per_core + 1
     by_memory = memory_mb * d["gunicorn_memory_percent"] // 100 // (
         2 * d["gunicorn_worker_memory_mb"])
     return max(1, min(by_cpu, by_memory))
@@ -124,7 +124,8 @@ def gantry_configs(cores, memory_mb):
     defaults but gunicorn_profile), and Gantry's settings before profiles existed."""
     d = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     v = yaml.safe_load((ROLE / "vars/main.yml").read_text())
-    workers = role_workers(d, cores, memory_mb)
+    profiles = v["__gunicorn_profiles"]
+    workers = role_workers(d, profiles[d["gunicorn_profile"]]["workers_per_core"], cores, memory_mb)
     common = {
         "workers": workers,
         "timeout": d["gunicorn_timeout"],
@@ -138,10 +139,11 @@ def gantry_configs(cores, memory_mb):
         "gantry before profiles (%d gthread × 4, keep-alive 5)" % workers,
         dict(common, worker_class="gthread", threads=4, keepalive=5),
     )}
-    for name, p in v["__gunicorn_profiles"].items():
-        settings = dict(common, worker_class=p["worker_class"], threads=p["threads"],
-                        keepalive=p["keepalive"])
-        shape = "%d %s" % (workers, p["worker_class"])
+    for name, p in profiles.items():
+        profile_workers = role_workers(d, p["workers_per_core"], cores, memory_mb)
+        settings = dict(common, workers=profile_workers, worker_class=p["worker_class"],
+                        threads=p["threads"], keepalive=p["keepalive"])
+        shape = "%d %s" % (profile_workers, p["worker_class"])
         if p["worker_class"] == "gthread":
             shape += " × %d" % p["threads"]
             # As the role's vars: one connection per thread when there is no keep-alive.
