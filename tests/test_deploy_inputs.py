@@ -146,6 +146,9 @@ BAD_INPUTS = {
     "timeout-not-a-number": (["gunicorn_timeout=soon"], ["gunicorn_timeout", "soon", "int"]),
     "threads-zero": (["gunicorn_threads=0"], ["gunicorn_threads is", "1-256"]),
     "profile-unknown": (["gunicorn_profile=foo"], ["gunicorn_profile", "foo", "io, mixed, cpu"]),
+    "preload-not-a-bool": (
+        ["gunicorn_preload_app=maybe"], ["gunicorn_preload_app", "maybe", "bool"],
+    ),
     "threads-with-sync": (
         ["gunicorn_worker_class=sync", "gunicorn_threads=8"],
         ["gunicorn_threads is", "with gunicorn_worker_class sync"],

@@ -51,19 +51,27 @@ def render(tmp_path, **extra):
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    ({}, {"worker_class": "gthread", "threads": 4, "keepalive": 0, "worker_connections": 4}),
+    ({}, {"worker_class": "gthread", "threads": 4, "keepalive": 0, "worker_connections": 4,
+          "preload_app": False}),
     ({"gunicorn_profile": "io"},
-     {"worker_class": "gthread", "threads": 16, "keepalive": 0, "worker_connections": 16}),
+     {"worker_class": "gthread", "threads": 16, "keepalive": 0, "worker_connections": 16,
+      "preload_app": False}),
     ({"gunicorn_profile": "mixed"},
-     {"worker_class": "gthread", "threads": 4, "keepalive": 0, "worker_connections": 4}),
-    ({"gunicorn_profile": "cpu"}, {"worker_class": "sync", "threads": 1, "keepalive": 0}),
+     {"worker_class": "gthread", "threads": 4, "keepalive": 0, "worker_connections": 4,
+      "preload_app": False}),
+    ({"gunicorn_profile": "cpu"},
+     {"worker_class": "sync", "threads": 1, "keepalive": 0, "preload_app": True}),
     # An explicit input wins over the profile; with keep-alive, no cap on connections.
     ({"gunicorn_profile": "cpu", "gunicorn_threads": 8},
      {"worker_class": "gthread", "threads": 8, "keepalive": 0, "worker_connections": 8}),
     ({"gunicorn_keepalive": 5}, {"worker_class": "gthread", "threads": 4, "keepalive": 5}),
     ({"gunicorn_worker_class": "gevent", "gunicorn_profile": "io"},
      {"worker_class": "gevent", "threads": 1, "keepalive": 0}),
-], ids=["default", "io", "mixed", "cpu", "threads-override", "keepalive-override", "gevent"])
+    ({"gunicorn_profile": "cpu", "gunicorn_preload_app": False}, {"preload_app": False}),
+    ({"gunicorn_profile": "io", "gunicorn_preload_app": True},
+     {"preload_app": True, "worker_connections": 16}),
+], ids=["default", "io", "mixed", "cpu", "threads-override", "keepalive-override", "gevent",
+        "preload-off", "preload-on"])
 def test_profile_settings(tmp_path, extra, expected):
     settings = render(tmp_path, **extra)
     # 2 cores * 2 + 1; the cpu profile 2 cores * 1 + 1, as the seed's config on 2 cores.

@@ -142,13 +142,16 @@ def gantry_configs(cores, memory_mb):
     for name, p in profiles.items():
         profile_workers = role_workers(d, p["workers_per_core"], cores, memory_mb)
         settings = dict(common, workers=profile_workers, worker_class=p["worker_class"],
-                        threads=p["threads"], keepalive=p["keepalive"])
+                        threads=p["threads"], keepalive=p["keepalive"],
+                        preload_app=p["preload_app"])
         shape = "%d %s" % (profile_workers, p["worker_class"])
         if p["worker_class"] == "gthread":
             shape += " × %d" % p["threads"]
             # As the role's vars: one connection per thread when there is no keep-alive.
             if p["keepalive"] == 0:
                 settings["worker_connections"] = p["threads"]
+        if p["preload_app"]:
+            shape += ", preloaded"
         default = " (default)" if name == d["gunicorn_profile"] else ""
         configs[name] = ("gantry %s%s: %s" % (name, default, shape), settings)
     return configs, common
