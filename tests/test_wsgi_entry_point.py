@@ -3,7 +3,7 @@
 plugins/module_utils/gantry_wsgi_entry_point.py is checked over entry points Gunicorn
 accepts and refuses, against Gunicorn's own gunicorn.util.import_app when Gunicorn is
 importable (requirements.txt pins the version the deploy installs), then through the
-Jinja test and filter the validate tasks use.
+Jinja test and filter the validate tasks use, and through flask_static_folders.py.
 """
 
 import importlib.util
@@ -20,6 +20,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SHARED = ROOT / "plugins" / "module_utils" / "gantry_wsgi_entry_point.py"
+FOLDERS_SCRIPT = ROOT / "roles" / "s3_static" / "files" / "flask_static_folders.py"
+FACTORY_APP = ROOT / "examples" / "factory_app"
 
 
 def load_shared():
@@ -190,6 +192,45 @@ def test_jinja_test_and_filter_agree_with_the_shared_code(tmp_path):
     msg = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
     assert msg["accepted"] == [case[0] for case in ACCEPTED]
     assert msg["errors"] == [entry_points.problem(value) for value in values]
+
+
+# flask_static_folders.py loads the app with the same file, so a factory with arguments
+# is called as Gunicorn will call it.
+def list_folders(app):
+    return subprocess.run(
+        [sys.executable, str(FOLDERS_SCRIPT), app],
+        env=dict(os.environ, PYTHONPATH=str(FACTORY_APP)),
+        capture_output=True, text=True, timeout=120)
+
+
+def test_static_folders_script_uses_the_shared_code():
+    spec = importlib.util.spec_from_file_location("gantry_test_folders", FOLDERS_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.ENTRY_POINTS == SHARED
+    assert script.entry_points().FORMS == entry_points.FORMS
+
+
+def test_static_folders_of_a_factory_called_with_arguments():
+    proc = list_folders("tinynotes:create_app(config_name='production')")
+    assert proc.returncode == 0, proc.stderr
+    folders = json.loads(proc.stdout)["folders"]
+    assert folders == [{"path": str(FACTORY_APP / "tinynotes" / "static"),
+                        "url_path": "/assets", "endpoint": "static"}]
+
+
+def test_static_folders_fail_where_gunicorn_would():
+    proc = list_folders("tinynotes:create_app(os.environ)")
+    assert proc.returncode != 0
+    assert "other than literals" in proc.stderr
+    # A module alone means its application, as for Gunicorn (this script used to take app).
+    proc = list_folders("tinynotes")
+    assert proc.returncode != 0
+    assert "has no attribute 'application'" in proc.stderr
+    # The factory's own refusal reaches the operator too.
+    proc = list_folders("tinynotes:create_app('staging')")
+    assert proc.returncode != 0
+    assert "unknown configuration 'staging'" in proc.stderr
 
 
 def test_the_gunicorn_compared_with_is_the_one_deployed():
