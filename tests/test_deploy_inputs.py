@@ -75,6 +75,23 @@ def test_valid_inputs_reach_only_the_read_only_host_check(tmp_path):
     assert "fatal" not in before_probe and "failed:" not in before_probe, output
 
 
+# Every form Gunicorn accepts passes, at the top level and in the gunicorn role's own
+# validation; a factory's quotes survive -e as JSON.
+@pytest.mark.parametrize("entry_point", [
+    "gantry_demo.wsgi",
+    "shop:create_app()",
+    "shop:create_app('production', debug=False)",
+])
+def test_gunicorn_entry_points_pass_validation(tmp_path, entry_point):
+    proc = run_playbook(make_inventory(tmp_path), "playbooks/validate.yml",
+                        extra=[{"gantry_wsgi_app": entry_point}])
+    output = proc.stdout + proc.stderr
+    assert "TASK [gunicorn : Check the gunicorn settings]" in output, output
+    assert "PLAY [Check each host can take the app]" in output, output
+    before_probe = output.split("PLAY [Check each host can take the app]")[0]
+    assert "fatal" not in before_probe and "failed:" not in before_probe, output
+
+
 def test_booleans_and_numbers_from_the_command_line_are_read_as_such(tmp_path):
     # -e gives strings: "true", "2" and "8001" must work like their YAML counterparts.
     proc = run_playbook(
@@ -137,9 +154,17 @@ BAD_INPUTS = {
         ["gantry_app_source=/nonexistent/app"],
         ["gantry_app_source is", "/nonexistent/app", "pyproject.toml"],
     ),
-    "wsgi-without-variable": (
-        ["gantry_wsgi_app=myapp"],
-        ["gantry_wsgi_app is", "myapp", "module:variable"],
+    "wsgi-attribute-path": (
+        ["gantry_wsgi_app=myapp:app.wsgi_app"],
+        ["gantry_wsgi_app is", "myapp:app.wsgi_app", "no attribute paths", "module:factory("],
+    ),
+    "wsgi-factory-argument-not-literal": (
+        [{"gantry_wsgi_app": "myapp:create_app(os.environ)"}],
+        ["gantry_wsgi_app is", "create_app(os.environ)", "other than literals"],
+    ),
+    "wsgi-module-not-a-name": (
+        ["gantry_wsgi_app=my-app:app"],
+        ["gantry_wsgi_app is", "my-app:app", "dotted Python name"],
     ),
     "bool-not-a-bool": (["s3_static_enabled=maybe"], ["s3_static_enabled", "maybe", "bool"]),
     "workers-negative": (["gunicorn_workers=-1"], ["gunicorn_workers is", "-1"]),

@@ -12,28 +12,39 @@ URL map (the rule of the ``static`` / ``<blueprint>.static`` endpoint), which is
 Flask-S3's url_for() builds from; where Flask-S3's own upload layout (blueprint
 url_prefix + static_url_path) would differ, a warning says so.
 
+The app is loaded as Gunicorn loads it, in every form Gunicorn accepts (``module``,
+``module:name``, ``module:factory(...)`` with literal arguments), by the code the deploy
+validates gantry_wsgi_app with: plugins/module_utils/gantry_wsgi_entry_point.py, in this
+repository, found from this file's own place in it.
+
 Output: {"folders": [{"path", "url_path", "endpoint"}], "warnings": [...]}
 """
 
 import argparse
 import contextlib
-import importlib
+import importlib.util
 import json
 import os
 import sys
+from pathlib import Path
 
 SUFFIX = "/<path:filename>"
 
+ENTRY_POINTS = (Path(__file__).resolve().parents[3]
+                / "plugins" / "module_utils" / "gantry_wsgi_entry_point.py")
+
+
+def entry_points():
+    """The shared reader of entry points, loaded by path: this Python has no Ansible."""
+    spec = importlib.util.spec_from_file_location("gantry_wsgi_entry_point", ENTRY_POINTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 def load_app(spec):
-    """``module:attr`` or ``module:factory()``; the attribute defaults to ``app``."""
-    module_name, _, attr = spec.partition(":")
-    obj = importlib.import_module(module_name)
-    attr = attr or "app"
-    call = attr.endswith("()")
-    for part in (attr[:-2] if call else attr).split("."):
-        obj = getattr(obj, part)
-    return obj() if call else obj
+    """The app spec names, imported, looked up and (a factory) called as Gunicorn does."""
+    return entry_points().load(spec)
 
 
 def url_path_of(app, endpoint, warnings):
@@ -82,7 +93,8 @@ def static_folders(app):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("app", help="import string, such as gantry_demo.wsgi:app")
+    parser.add_argument(
+        "app", help="entry point, such as gantry_demo.wsgi:app or shop:create_app('production')")
     args = parser.parse_args(argv)
     # Whatever the app prints while importing must not corrupt the JSON on stdout.
     with contextlib.redirect_stdout(sys.stderr):
