@@ -3,7 +3,33 @@
 # to pull from, so each image is debootstrapped and imported. Images that exist are kept.
 set -euo pipefail
 
-mirror=${GANTRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive this machine's apt already uses (deb822 .sources files or
+# sources.list), not a host named here; GANTRY_DEBIAN_MIRROR overrides it.
+apt_mirror() {
+  local file
+  for file in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$file" ] || continue
+    # A stanza's URIs, when its Types has deb and its Suites are not -security ones.
+    awk 'BEGIN { RS = ""; FS = "\n" }
+      { uris = ""; deb = 0; security = 0
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^Types:/ && $i ~ /[[:space:]]deb([[:space:]]|$)/) deb = 1
+          if ($i ~ /^Suites:/ && $i ~ /-security/) security = 1
+          if ($i ~ /^URIs:/) { uris = $i; sub(/^URIs:[[:space:]]*/, "", uris); split(uris, u, /[[:space:]]+/); uris = u[1] }
+        }
+        if (deb && !security && uris != "") { print uris; exit } }' "$file"
+  done
+  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -r "$file" ] || continue
+    awk '$1 == "deb" && $0 !~ /-security/ {
+      for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; exit } }' "$file"
+  done
+}
+mirror=${GANTRY_DEBIAN_MIRROR:-$(apt_mirror | sed -n 1p)}
+if [ -z "$mirror" ]; then
+  echo "no Debian mirror found in /etc/apt/sources.list*: set GANTRY_DEBIAN_MIRROR" >&2
+  exit 1
+fi
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,sudo,ca-certificates,procps
 
 if ! command -v debootstrap >/dev/null 2>&1; then
