@@ -70,9 +70,19 @@ def host(tmp_path):
 def test_a_missing_file_reads_as_an_empty_state_and_is_not_created(host):
     out = host("read")
     assert out["changed"] is False
-    assert out["state"] == {"version": 1, "releases": {}, "pending_restart": None}
+    assert out["state"] == {"version": 1, "releases": {}}
     assert (out["active"], out["last_good"], out["good"]) == (None, None, [])
     assert not host.path.exists() and not host.ledger.exists()
+
+
+def test_a_file_from_before_keeps_working_and_loses_its_unused_field(host):
+    host.deploy("r1", 0)
+    earlier = host.data() | {"pending_restart": None}
+    host.path.write_text(json.dumps(earlier))
+    assert host("read")["state"] == {"version": 1, "releases": earlier["releases"]}
+    assert host("activate", release="r1", now=at(5))["changed"] is False
+    host.deploy("r2", 10)
+    assert "pending_restart" not in host.data()
 
 
 def test_read_returns_active_last_good_and_good_newest_first(host):
@@ -245,35 +255,6 @@ def test_mark_of_an_unknown_release_fails(host):
     assert "release r2 is not recorded (recorded: r1)" in out["msg"]
 
 
-# -- pending / clear_pending -----------------------------------------------------------
-
-def test_pending_restart_is_recorded_kept_and_cleared(host):
-    host.deploy("r1", 0)
-    settings = {"shop.env": "c" * 64}
-    out = host("pending", instance="r1-cccccccc", settings=settings, now=at(5))
-    assert out["changed"] is True
-    assert host.data()["pending_restart"] == {
-        "instance": "r1-cccccccc", "since": at(5), "settings": settings}
-    # The next run owes the same restart: nothing changes, the first time is kept.
-    out = host("pending", instance="r1-cccccccc", settings=settings, now=at(9))
-    assert out["changed"] is False and out["state"]["pending_restart"]["since"] == at(5)
-    out = host("clear_pending", instance="r1-cccccccc", now=at(10),
-               entry={"outcome": "gate passed"})
-    assert out["changed"] is True and host.data()["pending_restart"] is None
-    assert [(x["action"], x.get("instance")) for x in host.lines()[-2:]] == [
-        ("pending", "r1-cccccccc"), ("clear_pending", "r1-cccccccc")]
-    assert host.lines()[-1]["outcome"] == "gate passed"
-    assert host("clear_pending", now=at(11))["changed"] is False
-    assert len(host.lines()) == 4
-
-
-def test_clearing_another_instances_restart_fails_and_keeps_it(host):
-    host("pending", instance="r1-cccccccc", settings={}, now=at(5))
-    out = host("clear_pending", instance="r2-dddddddd", ok=False)
-    assert "r1-cccccccc" in out["msg"] and "left pending" in out["msg"]
-    assert host.data()["pending_restart"]["instance"] == "r1-cccccccc"
-
-
 # -- prune_plan ------------------------------------------------------------------------
 
 @pytest.fixture
@@ -298,8 +279,7 @@ def test_prune_removes_failed_first_then_the_oldest_good_beyond_keep(history):
     assert out["active"] == "r5" and out["good"][:2] == ["r5", "r4"]
 
 
-def test_prune_never_removes_active_last_good_protected_staged_or_pending(history):
-    history("pending", instance="r8-instance", settings={}, now=at(72))
+def test_prune_never_removes_active_last_good_protected_or_staged(history):
     history("record", release="r8", build_digest="sha256:r8", instance="r8-instance",
             now=at(73))
     for keep in (1, 2, 10):
@@ -348,7 +328,6 @@ CHANGES = [
     ("record", {"release": "r9", "build_digest": "sha256:r9"}),
     ("activate", {"release": "r4"}),
     ("mark", {"release": "r4", "state": "bad"}),
-    ("pending", {"instance": "r5-x", "settings": {"a": "b"}}),
     ("prune_plan", {"keep": 1, "forget": True}),
 ]
 

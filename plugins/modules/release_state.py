@@ -8,11 +8,11 @@ DOCUMENTATION = r"""
 module: release_state
 short_description: Record an app's releases and their states in a JSON file on the host
 description:
-  - Keeps, for one app, which releases a host has, in which state each is, who deployed it
-    with which build and settings, and whether a settings change still owes a restart. The
-    state is one JSON file, O(path), so a later run (a rollback, the next deploy, a prune)
-    decides from what happened on the host rather than from what a controller remembers.
-  - 'The file holds C({"version": 1, "releases": {<id>: {...}}, "pending_restart": ...}).
+  - Keeps, for one app, which releases a host has, in which state each is, and who deployed
+    it with which build and settings. The state is one JSON file, O(path), so a later run
+    (a rollback, the next deploy, a prune) decides from what happened on the host rather
+    than from what a controller remembers.
+  - 'The file holds C({"version": 1, "releases": {<id>: {...}}}).
     Each release has C(state) (V(staged), V(active), V(superseded), V(failed) or V(bad)),
     C(build_digest), C(settings) (name to sha256), C(deployed_by), C(deployed_at),
     C(state_changed_at) (ISO-8601 UTC) and, when given, C(instance).'
@@ -42,38 +42,34 @@ options:
       - JSON lines file every change is appended to, such as C(/srv/<app>/ledger.jsonl).
         Each line holds C(at), C(by), C(action), C(release), C(from_state), C(to_state),
         the fields of O(entry), and C(superseded) (the release an O(action=activate)
-        replaced) or C(instance) (of O(action=pending) and O(action=clear_pending)) where
-        they apply. O(action=prune_plan) with O(forget=true) writes one line per release
-        it forgets. Unset, no ledger is written.
+        replaced) where it applies. O(action=prune_plan) with O(forget=true) writes one line
+        per release it forgets. Unset, no ledger is written.
     type: path
   action:
     description:
       - V(read) returns the state. V(record) adds or updates O(release) as V(staged).
         V(activate) makes O(release) the active one. V(mark) sets the state of O(release).
-        V(pending) records a restart still owed for O(instance), V(clear_pending) clears it.
         V(prune_plan) lists the releases to remove.
     type: str
-    choices: [read, record, activate, mark, pending, clear_pending, prune_plan]
+    choices: [read, record, activate, mark, prune_plan]
     default: read
   release:
     description:
       - Release id (as the directory under C(<root>/releases/) is named, letters, digits,
-        C(.), C(_) and C(-), 64 at most). Required by V(record), V(activate) and V(mark);
-        with V(pending) and V(clear_pending) it only goes into the ledger line.
+        C(.), C(_) and C(-), 64 at most). Required by V(record), V(activate) and V(mark).
     type: str
   build_digest:
     description: Digest of the release's build. Required by V(record).
     type: str
   settings:
     description:
-      - Settings the release runs with, file or setting name to its sha256. With
-        V(record) stored in the release; with V(pending) the settings the restart is owed for.
+      - Settings the release runs with, file or setting name to its sha256, stored in the
+        release by V(record).
     type: dict
     default: {}
   instance:
     description:
-      - Instance the release runs in. Optional with V(record); required by V(pending); with
-        V(clear_pending) the pending restart is cleared only when it is for this instance.
+      - Instance the release runs in, stored by V(record) (optional).
     type: str
   deployed_by:
     description:
@@ -150,15 +146,6 @@ EXAMPLES = r"""
     instance: "{{ new_instance }}"
     deployed_by: "{{ deploy_holder }}"
 
-- name: Owe a restart until the gate passed, so an interrupted run is finished by the next one
-  release_state:
-    path: /srv/shop/releases.json
-    ledger_path: /srv/shop/ledger.jsonl
-    action: pending
-    instance: "{{ new_instance }}"
-    settings: "{{ settings_digests }}"
-    deployed_by: "{{ deploy_holder }}"
-
 - name: Make it the active release once the gate passed
   release_state:
     path: /srv/shop/releases.json
@@ -169,14 +156,6 @@ EXAMPLES = r"""
     entry:
       outcome: gate passed
       seconds: "{{ gate_seconds }}"
-
-- name: The restart is no longer owed
-  release_state:
-    path: /srv/shop/releases.json
-    ledger_path: /srv/shop/ledger.jsonl
-    action: clear_pending
-    instance: "{{ new_instance }}"
-    deployed_by: "{{ deploy_holder }}"
 
 - name: Record a failed gate
   release_state:
@@ -230,7 +209,6 @@ state:
         deployed_at: "2026-11-26T04:12:31Z"
         state_changed_at: "2026-11-26T04:14:02Z"
         instance: 20261126T0412-3f2a9c1-9b1c0d2e
-    pending_restart: null
 active:
   description: Id of the active release, or null.
   returned: always
@@ -287,7 +265,7 @@ class StateError(Exception):
 
 
 def empty_state():
-    return {"version": VERSION, "releases": {}, "pending_restart": None}
+    return {"version": VERSION, "releases": {}}
 
 
 def format_time(moment):
@@ -330,9 +308,6 @@ def validate(path, data):
             active.append(rid)
     if len(active) > 1:
         bad(f"more than one release is active ({', '.join(sorted(active))})")
-    pending = data.get("pending_restart")
-    if pending is not None and not (isinstance(pending, dict) and pending.get("instance")):
-        bad("'pending_restart' is neither null nor an object with an instance")
 
 
 def load(path):
@@ -350,7 +325,9 @@ def load(path):
         raise StateError(f"the release state {path} is not valid JSON ({exc}). It was left as "
                          "it is; fix it or move it away") from exc
     validate(path, data)
-    data.setdefault("pending_restart", None)
+    # Written by earlier versions, never read: an interrupted deploy needs no marker, its
+    # settings digest names a new instance at the next run.
+    data.pop("pending_restart", None)
     return data, text
 
 
@@ -445,37 +422,11 @@ def do_mark(state, params, now, by):
     return [line("mark", rid, before, new_state)]
 
 
-def do_pending(state, params, now, by):
-    pending = state["pending_restart"]
-    wanted = {"instance": params["instance"], "settings": params["settings"]}
-    if pending and all(pending.get(k) == v for k, v in wanted.items()):
-        # Keep the first time it was owed: that is how long the restart has been missing.
-        return []
-    state["pending_restart"] = dict(wanted, since=now)
-    return [line("pending", params["release"], instance=params["instance"])]
-
-
-def do_clear_pending(state, params, now, by):
-    pending = state["pending_restart"]
-    if pending is None:
-        return []
-    wanted = params["instance"]
-    if wanted is not None and pending.get("instance") != wanted:
-        raise StateError(f"the restart owed is for instance {pending.get('instance')} (since "
-                         f"{pending.get('since')}), not {wanted}; it was left pending")
-    state["pending_restart"] = None
-    return [line("clear_pending", params["release"], instance=pending.get("instance"))]
-
-
 def plan_prune(state, keep, protect):
     """Ids to remove: failed and bad ones, then good ones beyond the keep newest, oldest first."""
     releases = state["releases"]
     info = summary(state)
     kept = set(protect) | {info["active"], info["last_good"]}
-    pending = state["pending_restart"]
-    if pending:
-        kept |= {rid for rid, rel in releases.items()
-                 if rel.get("instance") == pending.get("instance")}
 
     def oldest_first(ids):
         return sorted(ids, key=lambda rid: (parse_time(releases[rid].get("state_changed_at")),
@@ -500,8 +451,6 @@ ACTIONS = {
     "record": do_record,
     "activate": do_activate,
     "mark": do_mark,
-    "pending": do_pending,
-    "clear_pending": do_clear_pending,
     "prune_plan": do_prune_plan,
 }
 
@@ -591,8 +540,7 @@ def main():
             "path": {"type": "path", "required": True},
             "ledger_path": {"type": "path"},
             "action": {"type": "str", "default": "read",
-                       "choices": ["read", "record", "activate", "mark", "pending",
-                                   "clear_pending", "prune_plan"]},
+                       "choices": ["read", "record", "activate", "mark", "prune_plan"]},
             "release": {"type": "str"},
             "build_digest": {"type": "str"},
             "settings": {"type": "dict", "default": {}},
@@ -610,7 +558,6 @@ def main():
             ("action", "record", ("release", "build_digest")),
             ("action", "activate", ("release",)),
             ("action", "mark", ("release", "state")),
-            ("action", "pending", ("instance",)),
         ],
         supports_check_mode=True,
     )
