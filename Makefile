@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve
+.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve bench-deploy
 
 ## demo: two local Debian hosts (containers with systemd), the sample app deployed on both
 demo: deps images
@@ -43,6 +43,10 @@ bench-s3: deps
 ## bench-serve: Gunicorn's defaults, the seed guide's config and Gantry's profiles under wrk
 bench-serve: deps
 	python bench/serve/run.py
+
+## bench-deploy: first converge, no-change re-run and code-only redeploy on 2 and 4 local hosts
+bench-deploy: deps images
+	python bench/deploy/run.py
 
 deps: $(VENV)/.installed host-packages
 
