@@ -8,7 +8,6 @@ check (roles/flask_release/tasks/check.yml) loads it, with examples/factory_app.
 """
 
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from gantry_plays import role_play, run_play
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "gunicorn"
@@ -51,23 +50,8 @@ def render(tmp_path, entry_points):
                     "dest": str(tmp_path / f"{index}-{template}"), "mode": "0644"},
                 "vars": {"ansible_facts": FACTS, "gantry_wsgi_app": entry_point},
             })
-    play = [{
-        "name": "Render",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": tasks,
-    }]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    variables = {"ansible_python_interpreter": sys.executable, "gantry_app_name": "shop"}
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml"),
-         "-e", f"@{tmp_path / 'vars.json'}"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rc, output = run_play(tmp_path, role_play(ROLE, tasks), {"gantry_app_name": "shop"})
+    assert rc == 0, output
     return {entry_point: ((tmp_path / f"{index}-gunicorn.conf.py").read_text(),
                           (tmp_path / f"{index}-gunicorn.service").read_text())
             for index, entry_point in enumerate(entry_points)}

@@ -5,46 +5,27 @@ as Python, as Gunicorn reads it. bench/serve/README.md has the measurements behi
 profiles; this checks the settings that carry them.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from gantry_plays import role_play, run_play
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "gunicorn"
-BIN = Path(sys.executable).parent
 FACTS = {"processor_vcpus": 2, "memtotal_mb": 4096}
 
 
 def render(tmp_path, **extra):
     out = tmp_path / "gunicorn.conf.py"
-    play = [{
+    play = role_play(ROLE, [{
         "name": "Render",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": [{
-            "name": "Render",
-            "ansible.builtin.template": {"src": str(ROLE / "templates" / "gunicorn.conf.py.j2"),
-                                         "dest": str(out), "mode": "0644"},
-            "vars": {"ansible_facts": FACTS},
-        }],
-    }]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    variables = {"ansible_python_interpreter": sys.executable, "gantry_app_name": "shop",
-                 "gantry_wsgi_app": "shop.wsgi:app"} | extra
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml"),
-         "-e", f"@{tmp_path / 'vars.json'}"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+        "ansible.builtin.template": {"src": str(ROLE / "templates" / "gunicorn.conf.py.j2"),
+                                     "dest": str(out), "mode": "0644"},
+        "vars": {"ansible_facts": FACTS},
+    }])
+    rc, output = run_play(tmp_path, play, {"gantry_app_name": "shop",
+                                           "gantry_wsgi_app": "shop.wsgi:app"} | extra)
+    assert rc == 0, output
     settings = {}
     exec(out.read_text(), settings)  # noqa: S102 - the file Gunicorn itself executes
     return settings

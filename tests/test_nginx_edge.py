@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gantry_plays import role_play, run_play
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "nginx_edge"
@@ -39,20 +40,6 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nsuper-secret-key-material\n-----END PRIVATE KEY-----\n"
 GOOD = {"gantry_app_name": "shop", "gantry_environment": "production"}
 LOCAL = {"gantry_environment": "local"}
-
-
-def run_play(tmp_path, play, extra, *args):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump(play))
-    # Modules run on this machine with the Python running the tests.
-    extra = {"ansible_python_interpreter": sys.executable} | extra
-    (tmp_path / "vars.json").write_text(json.dumps(extra))
-    args = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(playbook),
-            "-e", f"@{tmp_path / 'vars.json'}", *args]
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def validate(tmp_path, **extra):
@@ -199,24 +186,17 @@ def render(tmp_path, **extra):
     """Render the role's templates with its defaults and vars, on the controller."""
     out = tmp_path / "out"
     out.mkdir(parents=True)
-    play = [{
+    play = role_play(ROLE, [{
         "name": "Render",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": [{
-            "name": "Render",
-            "ansible.builtin.template": {"src": str(ROLE / "templates" / "{{ item }}.j2"),
-                                         "dest": f"{out}/{{{{ item }}}}", "mode": "0644"},
-            "loop": ["site.conf", "upstream.conf", "cloudflare-realip.conf",
-                     "maintenance.html", "hardening.conf"],
-        }, {
-            "name": "Keep the sockets the links point at",
-            "ansible.builtin.copy": {"content": "{{ __nginx_edge_sockets | to_json }}",
-                                     "dest": f"{out}/sockets.json", "mode": "0644"},
-        }],
-    }]
+        "ansible.builtin.template": {"src": str(ROLE / "templates" / "{{ item }}.j2"),
+                                     "dest": f"{out}/{{{{ item }}}}", "mode": "0644"},
+        "loop": ["site.conf", "upstream.conf", "cloudflare-realip.conf",
+                 "maintenance.html", "hardening.conf"],
+    }, {
+        "name": "Keep the sockets the links point at",
+        "ansible.builtin.copy": {"content": "{{ __nginx_edge_sockets | to_json }}",
+                                 "dest": f"{out}/sockets.json", "mode": "0644"},
+    }])
     rc, output = run_play(tmp_path, play, {"gantry_app_name": "shop", "gantry_environment": "local"}
                           | extra)
     assert rc == 0, output
