@@ -29,9 +29,9 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
                    r"\s+skipped=(\d+)", re.M)
 
 
-def playbook(inventory, play, *extra, log):
+def playbook(inventory, play, *extra, log, env_extra=None):
     """Run ansible-playbook from the project root; return (seconds, recap per host)."""
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", **(env_extra or {}))
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
     started = time.monotonic()
     proc = subprocess.run(
@@ -46,18 +46,29 @@ def playbook(inventory, play, *extra, log):
     return seconds, recap
 
 
-def inventory(tmp, size):
+def inventory(tmp, size, connection="community.docker.docker"):
     """A local inventory of size hosts under tmp, sharing the local group_vars."""
-    inv = tmp / ("hosts-%d" % size)
+    inv = tmp / ("hosts-%d-%s" % (size, connection.rsplit(".", 1)[-1]))
     inv.mkdir()
     (inv / "group_vars").symlink_to(ROOT / "inventories/local/group_vars")
     hosts = "\n".join(
         "    gantry-bench-%d-%d:\n      gantry_local_port: %d\n      gantry_local_image: %s"
         % (size, i, FIRST_PORT + 10 * size + i, IMAGES[i % 2]) for i in range(size))
     (inv / "hosts.yml").write_text(
-        "app_servers:\n  hosts:\n%s\n  vars:\n    ansible_connection: community.docker.docker\n"
-        "    ansible_user: root\n" % hosts)
+        "app_servers:\n  hosts:\n%s\n  vars:\n    ansible_connection: %s\n"
+        "    ansible_user: root\n" % (hosts, connection))
     return inv
+
+
+def mitogen_env():
+    """Ansible settings that run site.yml with Mitogen's strategy and connections."""
+    try:
+        import ansible_mitogen
+    except ImportError:
+        sys.exit("--mitogen needs Mitogen in this venv: %s -m pip install mitogen" % sys.executable)
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins / "strategy"),
+            "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def code_change(tmp, size):
@@ -81,14 +92,19 @@ def main():
     parser.add_argument("--sizes", default="2,4", help="host counts, comma-separated")
     parser.add_argument("--serial", default="100%", help="gantry_serial for every size")
     parser.add_argument("--keep", action="store_true", help="leave the hosts running")
+    parser.add_argument("--mitogen", action="store_true",
+                        help="run site.yml with Mitogen (strategy mitogen_linear, connection "
+                             "mitogen_docker); needs `pip install mitogen` in the venv")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    site_env = mitogen_env() if args.mitogen else {}
 
     tmp = Path(tempfile.mkdtemp(prefix="gantry-deploy-bench-"))
     serial = ["-e", "gantry_serial=%s" % args.serial]
     rows = []
     for size in sizes:
         inv = inventory(tmp, size)
+        site_inv = inventory(tmp, size, "mitogen_docker") if args.mitogen else inv
         logs = tmp / ("logs-%d" % size)
         logs.mkdir()
         try:
@@ -97,8 +113,9 @@ def main():
             changed_app = "gantry_app_source=%s" % code_change(tmp, size)
             for name, extra in (("first converge", []), ("no-change", []),
                                 ("code-only", ["-e", changed_app])):
-                seconds, recap = playbook(inv, "site.yml", *serial, *extra,
-                                          log=logs / (name.replace(" ", "-") + ".log"))
+                seconds, recap = playbook(site_inv, "site.yml", *serial, *extra,
+                                          log=logs / (name.replace(" ", "-") + ".log"),
+                                          env_extra=site_env)
                 runs[name] = (seconds, recap)
                 print("%d hosts, %-14s %6.1f s  %3d tasks per host  changed %s" % (
                     size, name, seconds, task_count(recap),
@@ -114,8 +131,10 @@ def main():
 
 
 def report(rows, args, tmp):
-    lines = ["%s, %d cores; gantry_serial %s; logs under %s" % (
-        time.strftime("%Y-%m-%d"), os.cpu_count(), args.serial, tmp), "",
+    lines = ["%s, %d cores; gantry_serial %s; %s; logs under %s" % (
+        time.strftime("%Y-%m-%d"), os.cpu_count(), args.serial,
+        "Mitogen (mitogen_linear, mitogen_docker)" if args.mitogen else "the docker connection",
+        tmp), "",
         "| hosts | first converge | no-change | no-change ÷ first | code-only | tasks per host "
         "(first / no-change) |", "|--:|--:|--:|--:|--:|--:|"]
     for size, runs in rows:
