@@ -195,6 +195,21 @@ def test_check_while_a_deploy_holds_the_lock(host):
     assert str(host.lock) in out["reasons"][0]
 
 
+@pytest.mark.parametrize("lock, token, held", [
+    ('{"token": "ours"}', "ours", False),
+    ('{"token": "theirs"}', "ours", True),
+    ('{"token": "ours"}', None, True),
+    ("not json", "ours", True),
+    ('["ours"]', "ours", True),
+])
+def test_check_ignores_only_the_lock_this_run_holds(host, lock, token, held):
+    host.record()
+    host.lock.write_text(lock)
+    out = host.check(**({"lock_token": token} if token else {}))
+    assert out["matches"] is not held
+    assert any("lock" in reason for reason in out["reasons"]) is held
+
+
 def test_check_changes_nothing(host):
     host.record()
     edit(host)

@@ -15,6 +15,7 @@ Targets (issue "Release lifecycle", item 8): no-change ≤ 25 % of the first con
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,21 +30,36 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
                    r"\s+skipped=(\d+)", re.M)
 
 
+def busy_cpu_seconds():
+    """CPU seconds the whole machine spent busy since boot (/proc/stat: all but idle, iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def controller_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def playbook(inventory, play, *extra, log, env_extra=None):
-    """Run ansible-playbook from the project root; return (seconds, recap per host)."""
+    """Run ansible-playbook from the project root; return (seconds, recap per host, CPU
+    seconds of ansible-playbook and of everything else on the machine: hosts, Docker)."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", **(env_extra or {}))
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
+    busy, controller = busy_cpu_seconds(), controller_cpu_seconds()
     started = time.monotonic()
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), play,
          *extra], cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
+    controller = controller_cpu_seconds() - controller
+    cpu = {"controller": controller, "rest": busy_cpu_seconds() - busy - controller}
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         sys.exit("%s failed (rc %d); its output: %s" % (play, proc.returncode, log))
     recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "failed": int(m[4]),
                     "skipped": int(m[5])} for m in RECAP.findall(proc.stdout)}
-    return seconds, recap
+    return seconds, recap, cpu
 
 
 def inventory(tmp, size, connection="community.docker.docker"):
@@ -113,14 +129,16 @@ def main():
             changed_app = "gantry_app_source=%s" % code_change(tmp, size)
             for name, extra in (("first converge", []), ("no-change", []),
                                 ("code-only", ["-e", changed_app])):
-                seconds, recap = playbook(site_inv, "site.yml", *serial, *extra,
-                                          log=logs / (name.replace(" ", "-") + ".log"),
-                                          env_extra=site_env)
-                runs[name] = (seconds, recap)
-                print("%d hosts, %-14s %6.1f s  %3d tasks per host  changed %s" % (
-                    size, name, seconds, task_count(recap),
-                    sorted({v["changed"] for v in recap.values()})),
-                    file=sys.stderr, flush=True)
+                seconds, recap, cpu = playbook(site_inv, "site.yml", *serial, *extra,
+                                               log=logs / (name.replace(" ", "-") + ".log"),
+                                               env_extra=site_env)
+                runs[name] = (seconds, recap, cpu)
+                print("%d hosts, %-14s %6.1f s  %3d tasks per host  changed %s  CPU s: "
+                      "controller %.0f, hosts and Docker %.0f" % (
+                          size, name, seconds, task_count(recap),
+                          sorted({v["changed"] for v in recap.values()}),
+                          cpu["controller"], cpu["rest"]),
+                      file=sys.stderr, flush=True)
             if any(v["changed"] for v in runs["no-change"][1].values()):
                 sys.exit("the no-change run changed something: %s" % (logs / "no-change.log"))
             rows.append((size, runs))
@@ -142,6 +160,16 @@ def report(rows, args, tmp):
         lines.append("| %d | %.0f s | %.0f s | %.0f %% | %.0f s | %d / %d |" % (
             size, first, same, 100 * same / first, code,
             task_count(runs["first converge"][1]), task_count(runs["no-change"][1])))
+    # Whether the machine, not Ansible, sets the pace: the hosts share its cores.
+    lines += ["", "CPU seconds per run, ansible-playbook + everything else (hosts, Docker), "
+              "and the machine's cores busy on average:", "",
+              "| hosts | run | controller | hosts and Docker | cores busy of %d |" % os.cpu_count(),
+              "|--:|--|--:|--:|--:|"]
+    for size, runs in rows:
+        for name, (seconds, _, cpu) in runs.items():
+            lines.append("| %d | %s | %.0f s | %.0f s | %.2f |" % (
+                size, name, cpu["controller"], cpu["rest"],
+                (cpu["controller"] + cpu["rest"]) / seconds))
     lines += ["", "First converge: the sample app's build was cached on the controller; "
               "code-only: a new build each time."]
     by_size = {size: runs for size, runs in rows}

@@ -55,6 +55,12 @@ options:
   lock_path:
     description: With V(check), a deploy lock that, when it exists, means a deploy is under way.
     type: path
+  lock_token:
+    description:
+      - With V(check), the token of the lock this run holds itself (the C(token) module
+        C(deploy_lock) returned). A lock at O(lock_path) with this token is no other deploy
+        under way; a lock that cannot be read still counts as held.
+    type: str
 notes:
   - Supports check mode (V(record) reports whether it would change the record and writes
     nothing) and diff mode (the record before and after).
@@ -179,6 +185,17 @@ def stopped_units(module, units):
             or state.get("UnitFileState") not in ("enabled", "enabled-runtime")]
 
 
+def held_by_this_run(lock_path, token):
+    if not token:
+        return False
+    try:
+        with open(lock_path, encoding="utf-8") as handle:
+            lock = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(lock, dict) and lock.get("token") == token
+
+
 def check(module, params, record):
     if record is None:
         return ["no record of a complete deploy on this host"]
@@ -195,7 +212,8 @@ def check(module, params, record):
     stopped = stopped_units(module, list(record.get("units", [])))
     if stopped:
         reasons.append("not active and enabled: " + ", ".join(stopped))
-    if params["lock_path"] and os.path.lexists(params["lock_path"]):
+    if params["lock_path"] and os.path.lexists(params["lock_path"]) \
+            and not held_by_this_run(params["lock_path"], params["lock_token"]):
         reasons.append(f"a deploy lock is held ({params['lock_path']})")
     return reasons
 
@@ -209,6 +227,7 @@ def main():
             "paths": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "lock_path": {"type": "path"},
+            "lock_token": {"type": "str", "no_log": False},
         },
         supports_check_mode=True,
     )
