@@ -114,6 +114,15 @@ def test_a_reverted_deploy(tmp_path):
     assert "assets: S3 off" in flat and "CDN: off" in flat
 
 
+def test_a_run_with_nothing_to_do(tmp_path):
+    rc, out, data = summarise(tmp_path, {
+        "a": host(__deploy_before="r2", __deploy_finished=True, __deploy_applied={"matches": True}),
+        "b": host(__deploy_before="r2", __deploy_finished=True)})
+    assert rc == 0, out
+    assert data["outcome"] == "every host already ran it"
+    assert [h["outcome"] for h in data["hosts"]] == ["nothing to do", "already on it"]
+
+
 def test_no_file_when_asked_for_none(tmp_path):
     rc, out, data = summarise(tmp_path, {"a": host(__deploy_finished=True)}, summary_file="")
     assert rc == 0, out
