@@ -25,7 +25,7 @@ PLAYBOOK = """
         name: s3_static
     - name: Show the facts
       ansible.builtin.debug:
-        msg: "{{ {'env': s3_static_env, 'urls': s3_static_changed_urls} }}"
+        msg: "{{ {'env': s3_static_env, 'urls': s3_static_changed_urls, 'counts': s3_static_counts} }}"
 """
 
 # Every host, localhost included, points at a Python without boto3: the upload only
@@ -138,6 +138,10 @@ def test_role_uploads_once_and_sets_facts_on_every_host(moto, s3, bucket, tmp_pa
         assert env["FLASKS3_PREFIX"] == "site"
         assert env["FLASKS3_CDN_DOMAIN"] == "cdn.example.com"
         assert facts[host]["msg"]["urls"] == []
+        # What the deploy summary reports.
+        counts = facts[host]["msg"]["counts"]
+        assert counts["uploaded"] == 4 and counts["deleted"] == 0
+        assert counts["files"] == 4 and counts["bytes"] > 0 and counts["uploaded_bytes"] > 0
 
     # A changed file shows up for the CDN purge; check mode leaves the bucket alone.
     site_css = tmp_path / "apps" / "roleshop" / "static" / "css" / "site.css"
