@@ -25,7 +25,10 @@ PLAYBOOK = """
         name: s3_static
     - name: Show the facts
       ansible.builtin.debug:
-        msg: "{{ {'env': s3_static_env, 'urls': s3_static_changed_urls, 'counts': s3_static_counts} }}"
+        msg:
+          env: "{{ s3_static_env }}"
+          urls: "{{ s3_static_changed_urls }}"
+          counts: "{{ s3_static_counts }}"
 """
 
 # Every host, localhost included, points at a Python without boto3: the upload only
@@ -160,5 +163,5 @@ def test_role_uploads_once_and_sets_facts_on_every_host(moto, s3, bucket, tmp_pa
 
 def test_disabled_role_touches_nothing(moto, s3, bucket, tmp_path):
     tasks = play(tmp_path, {"s3_static_enabled": False, "s3_static_bucket": bucket})
-    assert tasks["Show the facts"]["web1"]["msg"] == {"env": {}, "urls": []}
+    assert tasks["Show the facts"]["web1"]["msg"] == {"env": {}, "urls": [], "counts": {}}
     assert list_keys(s3, bucket) == {}
