@@ -100,3 +100,14 @@ def test_a_batch_that_ends_the_run_gives_back_every_host_lock(tmp_path):
     assert rc != 0 and "deploy failed" in out, out
     # b and c were never reached, and their locks are gone too.
     assert locks(tmp_path) == {}
+
+
+def test_a_failed_build_gives_back_the_lock_on_every_host(tmp_path):
+    """The real build play, with a source that does not exist: its rescue gives back
+    each host's lock and ends the run."""
+    build = {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "build.yml")}
+    rc, out = run(tmp_path, [build], gantry_app_source=str(tmp_path / "no-such-app"),
+                  gantry_wsgi_app="app:app", flask_app_build_dir=str(tmp_path / "build"))
+    assert rc != 0
+    assert "The build failed" in " ".join(out.split()), out
+    assert locks(tmp_path) == {}
