@@ -217,3 +217,47 @@ def test_refused_mode_fails_naming_it_and_writes_nothing(tmp_path, mode_yaml, sh
     assert shown in result["msg"]
     assert not path.exists()
     assert not list(tmp_path.glob(".env-*"))
+
+
+def test_kept_keys_keep_the_file_lines_and_the_rest_is_compared(tmp_path):
+    path = tmp_path / "app.env"
+    path.write_text(env_file.render({"A": "1", "FLASKS3_BUCKET_NAME": "uploaded-bucket",
+                                     "FLASKS3_CDN_DOMAIN": "cdn.example.org"}))
+    path.chmod(0o640)
+    user = os.environ.get("USER") or "root"
+    base = {"path": str(path), "owner": user, "group": "root", "mode": "0640",
+            "keep_keys_matching": "^FLASKS3_"}
+
+    # The inventory alone has no FLASKS3_ key, and a value for one is not compared either.
+    for env in ({"A": "1"}, {"A": "1", "FLASKS3_BUCKET_NAME": "other-bucket"}):
+        same, _ = run_module(tmp_path, dict(base, env=env), check=True)
+        assert same["changed"] is False, env
+        assert same["changed_keys"] == []
+
+    differs, output = run_module(tmp_path, dict(base, env={"A": "2", "B": "new"}), check=True)
+    assert differs["changed"] is True
+    assert differs["changed_keys"] == ["A", "B"]
+    assert "uploaded-bucket" not in output
+
+    # Written, the kept lines stay as they were and the rest follows env.
+    run_module(tmp_path, dict(base, env={"A": "2"}))
+    assert dotenv_values(path) == {"A": "2", "FLASKS3_BUCKET_NAME": "uploaded-bucket",
+                                   "FLASKS3_CDN_DOMAIN": "cdn.example.org"}
+
+
+def test_a_pattern_that_is_not_a_regular_expression_fails(tmp_path):
+    path = tmp_path / "app.env"
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"env_file": {"path": str(path), "env": {"A": "1"},
+                                "keep_keys_matching": "^FLASKS3_("}}],
+    }]))
+    cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
+           "-e", f"ansible_python_interpreter={sys.executable}"]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert proc.returncode != 0
+    assert "keep_keys_matching is not a regular expression" in result["msg"]
+    assert not path.exists()

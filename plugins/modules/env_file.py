@@ -54,6 +54,14 @@ options:
         put the old ones back.
     type: bool
     default: false
+  keep_keys_matching:
+    description:
+      - A regular expression (matched at the start of each key). Keys whose names match
+        keep the line the file already has, whatever O(env) says, and a matching key the
+        file lacks is not written.
+      - For comparing a file with the inventory when another step computes some of its
+        keys (such as the C(FLASKS3_*) settings of an asset upload), in check mode.
+    type: str
 notes:
   - Supports check mode and diff mode.
   - Keys are written sorted, so reordering the input changes nothing.
@@ -114,16 +122,17 @@ def quote(key, value):
     return f'"{escaped}"'
 
 
-def render(env):
-    lines = []
-    for key in sorted(env):
+def render(env, kept_lines=None):
+    """The file's text; kept_lines (key to the text after "=") are written as they are."""
+    lines = {}
+    for key, value in env.items():
         if not KEY_RE.match(key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
-        value = env[key]
         if isinstance(value, bool):
             value = "1" if value else "0"
-        lines.append(f"{key}={quote(key, str(value))}")
-    return "\n".join(lines) + "\n"
+        lines[key] = quote(key, str(value))
+    lines.update(kept_lines or {})
+    return "\n".join(f"{key}={lines[key]}" for key in sorted(lines)) + "\n"
 
 
 # The file holds secrets: others get nothing, and setuid, setgid or sticky on a data file
@@ -182,12 +191,27 @@ def main():
             group=dict(type="str", default="root"),
             mode=dict(type="raw", default="0640"),
             backup=dict(type="bool", default=False),
+            keep_keys_matching=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     try:
-        content = render(module.params["env"])
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+    except FileNotFoundError:
+        current = None
+    env, kept_lines = module.params["env"], None
+    if module.params["keep_keys_matching"] is not None:
+        try:
+            keep = re.compile(module.params["keep_keys_matching"])
+        except re.error as exc:
+            module.fail_json(msg=f"keep_keys_matching is not a regular expression: {exc}")
+        env = {key: value for key, value in env.items() if not keep.match(key)}
+        kept_lines = {key: value for key, value in parse_keys(current or "").items()
+                      if keep.match(key)}
+    try:
+        content = render(env, kept_lines)
     except ValueError as exc:
         module.fail_json(msg=f"cannot write {path}: {exc}")
     try:
@@ -199,12 +223,6 @@ def main():
     except ValueError as exc:
         # Before any check-mode shortcut: a refused mode fails in check mode too.
         module.fail_json(msg=f"cannot write {path}: {exc}")
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            current = handle.read()
-    except FileNotFoundError:
-        current = None
 
     old, new = parse_keys(current or ""), parse_keys(content)
     changed_keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
