@@ -297,13 +297,70 @@ def test_prune_with_forget_drops_the_removed_releases_and_logs_each(history):
     lines = len(history.lines())
     out = history("prune_plan", keep=3, forget=True, now=at(90))
     assert out["remove"] == ["r7", "r6", "r1", "r2"] and out["changed"] is True
-    assert sorted(history.data()["releases"]) == ["r3", "r4", "r5", "r8"]
+    # The bad one only loses its files (see below).
+    assert sorted(history.data()["releases"]) == ["r3", "r4", "r5", "r7", "r8"]
     assert [(x["release"], x["from_state"], x["to_state"]) for x in history.lines()[lines:]] == [
-        ("r7", "bad", None), ("r6", "failed", None), ("r1", "superseded", None),
+        ("r7", "bad", "bad"), ("r6", "failed", None), ("r1", "superseded", None),
         ("r2", "superseded", None)]
     again = history("prune_plan", keep=3, forget=True, now=at(91))
     assert again["remove"] == [] and again["changed"] is False
     assert len(history.lines()) == lines + 4
+
+
+def test_prune_with_forget_keeps_a_bad_release_as_pruned_and_lists_it_once(history):
+    lines, record = len(history.lines()), history.data()["releases"]["r7"]
+    history("prune_plan", keep=3, forget=True, now=at(90))
+    assert history.data()["releases"]["r7"] == record | {"pruned_at": at(90)}
+    assert record["state"] == "bad"
+    assert history.lines()[lines] == {
+        "at": at(90), "by": "alice@laptop run 20261126T0412", "action": "prune_plan",
+        "release": "r7", "from_state": "bad", "to_state": "bad"}
+    before = history.snapshot()
+    for forget in (False, True):
+        out = history("prune_plan", keep=3, forget=forget, now=at(91))
+        assert "r7" not in out["remove"] and out["changed"] is False
+    assert history.snapshot() == before
+
+
+def test_a_pruned_bad_release_is_still_refused_unless_deployed_again_with_force(history):
+    history("prune_plan", keep=3, forget=True, now=at(90))
+    out = history.record("r7", 91, ok=False)
+    assert "r7 is marked bad" in out["msg"] and "force=true" in out["msg"]
+    assert history.data()["releases"]["r7"]["pruned_at"] == at(90)
+    release = history.record("r7", 92, force=True)["state"]["releases"]["r7"]
+    assert release["state"] == "staged" and "pruned_at" not in release
+    assert history("activate", release="r7", now=at(93))["active"] == "r7"
+
+
+def test_a_pruned_release_cannot_be_activated_or_made_good_even_with_force(history):
+    history("prune_plan", keep=3, forget=True, now=at(90))
+    before = history.snapshot()
+    for action, args in [("activate", {}), ("mark", {"state": "superseded"})]:
+        out = history(action, release="r7", force=True, ok=False, now=at(91), **args)
+        assert f"were removed by a prune at {at(90)}" in out["msg"], out["msg"]
+        assert "deploy it again" in out["msg"]
+    assert history.snapshot() == before
+
+
+def test_prune_keeps_only_the_newest_pruned_bad_releases(host):
+    def bad(n):
+        host.record(f"b{n:02d}", 2 * n)
+        host("mark", release=f"b{n:02d}", state="bad", now=at(2 * n + 1))
+
+    for n in range(1, 22):
+        bad(n)
+    out = host("prune_plan", forget=True, now=at(100))
+    assert out["remove"] == [f"b{n:02d}" for n in range(1, 22)]
+    assert sorted(host.data()["releases"]) == [f"b{n:02d}" for n in range(2, 22)]
+    assert all(r["pruned_at"] == at(100) for r in host.data()["releases"].values())
+    assert [(x["release"], x["to_state"]) for x in host.lines()[-21:]] == [
+        ("b01", None)] + [(f"b{n:02d}", "bad") for n in range(2, 22)]
+    bad(22)
+    out = host("prune_plan", forget=True, now=at(101))
+    assert out["remove"] == ["b22"]
+    assert sorted(host.data()["releases"]) == [f"b{n:02d}" for n in range(3, 23)]
+    assert [(x["release"], x["from_state"], x["to_state"]) for x in host.lines()[-2:]] == [
+        ("b22", "bad", "bad"), ("b02", "bad", None)]
 
 
 def test_a_change_waits_for_another_run_changing_the_state(host):

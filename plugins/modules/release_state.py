@@ -15,7 +15,8 @@ description:
   - 'The file holds C({"version": 1, "releases": {<id>: {...}}}).
     Each release has C(state) (V(staged), V(active), V(superseded), V(failed) or V(bad)),
     C(build_digest), C(settings) (name to sha256), C(deployed_by), C(deployed_at),
-    C(state_changed_at) (ISO-8601 UTC) and, when given, C(instance).'
+    C(state_changed_at) (ISO-8601 UTC), when given C(instance), and C(pruned_at) (ISO-8601
+    UTC) on a V(bad) release whose files a prune removed.'
   - V(staged) is recorded but not serving; V(active) serves (one release at most);
     V(superseded) served and was replaced while good; V(failed) failed a gate during a
     deploy; V(bad) was judged bad after it served. V(active) and V(superseded) releases are
@@ -43,7 +44,8 @@ options:
         Each line holds C(at), C(by), C(action), C(release), C(from_state), C(to_state),
         the fields of O(entry), and C(superseded) (the release an O(action=activate)
         replaced) where it applies. O(action=prune_plan) with O(forget=true) writes one line
-        per release it forgets. Unset, no ledger is written.
+        per release it forgets and per V(bad) one it marks pruned (C(to_state) V(bad)).
+        Unset, no ledger is written.
     type: path
   action:
     description:
@@ -88,7 +90,9 @@ options:
         serves or what is good, or bring back a release judged bad; V(mark) of the active
         release (switch to another one first), V(mark) of a V(staged) release as
         V(superseded) (it never served), V(activate) of a V(failed) or V(bad) release and
-        V(record) of a V(bad) one.
+        V(record) of a V(bad) one. V(activate) of a release with C(pruned_at), or V(mark) of
+        one as V(superseded), is refused even so, as its files are gone; V(record) it again
+        (a deploy) first.
     type: bool
     default: false
   keep:
@@ -106,6 +110,9 @@ options:
     description:
       - For V(prune_plan), also drop the releases in RV(remove) from the state file. Without
         it the state is not changed and the caller forgets them once their directories are gone.
+      - A V(bad) release is not dropped but gets C(pruned_at), so that V(record) still refuses
+        it without O(force); the oldest of these (by C(state_changed_at)) beyond the newest 20
+        are dropped.
     type: bool
     default: false
   entry:
@@ -126,6 +133,7 @@ notes:
     It never lists the active release, the last good one (RV(last_good)), any in
     O(protect), a V(staged) one (it may be the deploy under way; mark an abandoned one
     V(failed) to have it pruned), nor the release whose instance a restart is owed to.
+  - A V(bad) release with C(pruned_at) is not listed again, its files are already gone.
   - Python 3 standard library only.
 """
 
@@ -232,8 +240,9 @@ good:
   sample: ["20261126T0412-3f2a9c1", "20261120T1630-81bd03e"]
 remove:
   description:
-    - Release ids to remove, the V(failed) and V(bad) ones first, then the good ones beyond
-      O(keep), each group oldest first.
+    - Release ids to remove, the V(failed) and V(bad) ones first (not a V(bad) one with
+      C(pruned_at), already removed), then the good ones beyond O(keep), each group oldest
+      first.
   returned: when O(action=prune_plan)
   type: list
   elements: str
@@ -258,6 +267,9 @@ GOOD = ("active", "superseded")
 RELEASE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 ENTRY_FIELDS = {"outcome": str, "seconds": (int, float), "message": str}
 EPOCH = datetime.min.replace(tzinfo=UTC)
+# Pruned bad records stay so that deploying one of them again is still refused; only the
+# newest are worth keeping, the record must not grow with every bad release forever.
+PRUNED_BAD_KEPT = 20
 
 
 class StateError(Exception):
@@ -359,6 +371,12 @@ def set_state(release, new_state, now):
     release["state_changed_at"] = now
 
 
+def pruned_error(rid, release, doing):
+    return (f"the files of release {rid} were removed by a prune at {release['pruned_at']}, "
+            f"force=true does not bring them back; deploy it again (action record, with "
+            f"force=true if it is bad) before {doing}")
+
+
 def line(action, rid=None, from_state=None, to_state=None, **extra):
     return {"action": action, "release": rid, "from_state": from_state,
             "to_state": to_state, **extra}
@@ -381,6 +399,8 @@ def do_record(state, params, now, by):
     if release is None:
         release = state["releases"][rid] = {"state_changed_at": now}
     release.update(wanted, deployed_by=by, deployed_at=now)
+    # A deploy installs its files again before recording it.
+    release.pop("pruned_at", None)
     if before != to_state:
         set_state(release, to_state, now)
     return [line("record", rid, before, to_state)]
@@ -392,6 +412,8 @@ def do_activate(state, params, now, by):
     before = release["state"]
     if before == "active":
         return []
+    if "pruned_at" in release:
+        raise StateError(pruned_error(rid, release, "activating"))
     if before in ("failed", "bad") and not params["force"]:
         raise StateError(f"release {rid} is marked {before} (since "
                          f"{release.get('state_changed_at')}); activating it needs force=true")
@@ -418,12 +440,20 @@ def do_mark(state, params, now, by):
     if before == "staged" and new_state == "superseded" and not params["force"]:
         raise StateError(f"release {rid} is staged and never served; mark it failed, activate "
                          "it, or pass force=true to call it superseded")
+    # A good release is one a rollback may go back to, which needs its files.
+    if new_state == "superseded" and "pruned_at" in release:
+        raise StateError(pruned_error(rid, release, "marking it superseded"))
     set_state(release, new_state, now)
     return [line("mark", rid, before, new_state)]
 
 
 def plan_prune(state, keep, protect):
-    """Ids to remove: failed and bad ones, then good ones beyond the keep newest, oldest first."""
+    """(remove, expired) for a prune, each oldest first.
+
+    remove: ids whose files go, failed ones and bad ones not pruned yet, then good ones
+    beyond the keep newest. expired: bad ones, pruned before or in remove now, beyond the
+    PRUNED_BAD_KEPT newest, whose records go as well.
+    """
     releases = state["releases"]
     info = summary(state)
     kept = set(protect) | {info["active"], info["last_good"]}
@@ -434,16 +464,24 @@ def plan_prune(state, keep, protect):
 
     broken = oldest_first(rid for rid, rel in releases.items()
                           if rel["state"] in ("failed", "bad") and rid not in kept)
+    bad = [rid for rid in broken if releases[rid]["state"] == "bad"]
     surplus = [rid for rid in reversed(info["good"][keep:]) if rid not in kept]
-    return broken + surplus
+    remove = [rid for rid in broken if rid not in bad or "pruned_at" not in releases[rid]]
+    return remove + surplus, bad[:-PRUNED_BAD_KEPT]
 
 
 def do_prune_plan(state, params, now, by):
-    remove = plan_prune(state, params["keep"], params["protect"])
+    remove, expired = plan_prune(state, params["keep"], params["protect"])
     lines = []
     if params["forget"]:
-        for rid in remove:
-            lines.append(line("prune_plan", rid, state["releases"].pop(rid)["state"], None))
+        releases = state["releases"]
+        for rid in remove + [rid for rid in expired if rid not in remove]:
+            if releases[rid]["state"] == "bad" and rid not in expired:
+                # Kept so that deploying it again is still refused without force.
+                releases[rid]["pruned_at"] = now
+                lines.append(line("prune_plan", rid, "bad", "bad"))
+            else:
+                lines.append(line("prune_plan", rid, releases.pop(rid)["state"], None))
     return lines, remove
 
 
