@@ -9,8 +9,10 @@ export PY_COLORS ?= 0
 
 .PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve bench-deploy
 
-## demo: two local Debian hosts (containers with systemd), the sample app deployed on both
+## demo: two local Debian hosts (containers with systemd), the sample app deployed on both,
+## its assets in a local S3 and its cache rules in a local Cloudflare stand-in
 demo: deps images
+	ansible-playbook playbooks/local_services.yml
 	ansible-playbook playbooks/local_hosts.yml
 	ansible-playbook -i inventories/local site.yml
 	@echo
@@ -18,10 +20,14 @@ demo: deps images
 	@echo "Each host's certificate comes from a CA made on that host; to trust it:"
 	@echo "  docker exec gantry-local-1 cat /etc/nginx/gantry/gantry-demo/tls/ca.crt > gantry-local-1-ca.crt"
 	@echo "  curl --cacert gantry-local-1-ca.crt https://127.0.0.1:18081/healthz"
-	@echo "Remove the demo hosts with: make demo-down"
+	@echo "Its assets, in the local S3 (moto): http://127.0.0.1:18091/gantry-demo"
+	@echo "The cache rules, zone settings and purges the Cloudflare stand-in holds: http://127.0.0.1:18092/_standin/state"
+	@echo "What the deploy did: .gantry/last-deploy.json"
+	@echo "Remove the demo hosts, the local S3 and the stand-in with: make demo-down"
 
 demo-down: deps
 	ansible-playbook playbooks/local_hosts_down.yml
+	ansible-playbook playbooks/local_services.yml -e local_services_state=stopped
 
 ## test: lint, unit tests, then molecule scenarios on Debian 12 and 13
 test: lint unit molecule

@@ -20,8 +20,9 @@ Control API (in-process): ``add_zone``, ``seed_rules``, ``ruleset``, ``set_setti
 optional Retry-After), ``calls`` (the request log) and ``purges``.
 ``run_module`` at the end runs one of our modules in-process against it.
 Run as a script (``python tests/cloudflare_standin.py --port P --zone NAME``) it serves
-until killed, for the molecule scenario; ``GET /_standin/purges`` then returns the purge
-log (that path is the stand-in's own, not Cloudflare's).
+until killed, for the molecule scenario and ``make demo``; ``GET /_standin/purges`` then
+returns the purge log and ``GET /_standin/state`` the zones, rules, settings and purges
+(those paths are the stand-in's own, not Cloudflare's).
 
 The validation here is deliberately small; behaviour not listed above is not modelled.
 """
@@ -41,8 +42,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 API_PREFIX = "/client/v4"
-# Not part of Cloudflare's API: lets a test in another process read the purge log.
+# Not part of Cloudflare's API: let a test in another process read the purge log, and a
+# person trying `make demo` see the zones, rules, settings and purges the stand-in holds.
 CONTROL_PURGES = "/_standin/purges"
+CONTROL_STATE = "/_standin/state"
 TOKEN = "standin-test-token"
 
 ALL_PERMISSIONS = frozenset({
@@ -399,9 +402,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self):
         url = urlsplit(self.path)
-        if url.path == CONTROL_PURGES:
-            with self.owner._lock:
-                data = json.dumps(self.owner.purges).encode()
+        if url.path in (CONTROL_PURGES, CONTROL_STATE):
+            owner = self.owner
+            with owner._lock:
+                shown = owner.purges if url.path == CONTROL_PURGES else {
+                    "zones": list(owner.zones.values()), "rulesets": owner.rulesets,
+                    "settings": owner.settings, "purges": owner.purges}
+                data = json.dumps(shown, indent=2).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
