@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,4 +111,20 @@ def test_a_failed_build_gives_back_the_lock_on_every_host(tmp_path):
                   gantry_wsgi_app="app:app", flask_app_build_dir=str(tmp_path / "build"))
     assert rc != 0
     assert "The build failed" in " ".join(out.split()), out
+    assert locks(tmp_path) == {}
+
+
+@pytest.mark.parametrize(("playbook", "enabled", "message"), [
+    ("assets.yml", "s3_static_enabled", "The upload failed"),
+    ("cdn.yml", "cloudflare_cdn_enabled", "The CDN step failed"),
+])
+def test_a_failed_upload_or_cdn_step_gives_back_the_lock_on_every_host(
+        tmp_path, playbook, enabled, message):
+    """The real assets and CDN plays, each failing at once (no build ran before them,
+    and the CDN has no zone): their rescue gives back each host's lock."""
+    play = {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / playbook)}
+    rc, out = run(tmp_path, [play], **{enabled: True})
+    assert rc != 0
+    assert message in " ".join(out.split()), out
+    assert "No lock of this run is left" in " ".join(out.split()), out
     assert locks(tmp_path) == {}
