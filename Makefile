@@ -62,10 +62,13 @@ $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	touch $@
 
 # wrk: the load generator of the zero-downtime tests and bench-serve (it retries
-# nothing, so every lost request shows); curl: the upload proof; debootstrap: the base images.
+# nothing, so every lost request shows); curl: the upload proof; debootstrap: the base
+# images; chromium and its driver: the browser test (tests/browser_check.py).
+HOST_COMMANDS := wrk curl debootstrap chromium chromedriver
+HOST_PACKAGES := wrk curl debootstrap chromium chromium-driver
 host-packages:
-	@command -v wrk >/dev/null && command -v curl >/dev/null && command -v debootstrap >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl debootstrap >/dev/null; }
+	@(for command in $(HOST_COMMANDS); do command -v $$command >/dev/null || exit 1; done) || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(HOST_PACKAGES) >/dev/null; }
 
 engine:
 	tools/ensure-docker.sh
