@@ -64,7 +64,8 @@ def test_a_deploy_that_went_through(tmp_path):
         "a": host(__deploy_before="r1", __deploy_finished=True, flask_release_switched=True,
                   __deploy_seconds=41,
                   s3_static_counts={"files": 120, "bytes": 900000, "uploaded": 3,
-                                    "uploaded_bytes": 4567, "deleted": 1},
+                                    "uploaded_bytes": 4567, "copied": 117, "deleted": 1,
+                                    "version": "v0123456789ab"},
                   cloudflare_cdn_purged_urls=["https://cdn.example/static/app.css"],
                   cloudflare_cdn_purged_prefixes=["www.example/static/"]),
         "b": host(__deploy_before="r2", __deploy_finished=True, __deploy_applied={"matches": True},
@@ -85,12 +86,14 @@ def test_a_deploy_that_went_through(tmp_path):
         [10, 2, 18, 1, 59]
     assert abs(data["seconds"] - sum(data["steps"].values())) <= 1
     assert data["assets"] == {"files": 120, "bytes": 900000, "uploaded": 3,
-                              "uploaded_bytes": 4567, "deleted": 1}
+                              "uploaded_bytes": 4567, "copied": 117, "deleted": 1,
+                              "version": "v0123456789ab"}
     assert data["cdn"]["purged_urls"] == ["https://cdn.example/static/app.css"]
     flat = " ".join(out.split())
     assert "Release r2: deployed (3 hosts" in flat
     assert "a | r1 | r2 | switched | 41 s" in flat
-    assert "assets: 3 of 120 files uploaded (4567 bytes), 1 deleted" in flat
+    assert ("assets v0123456789ab: 3 of 120 files uploaded (4567 bytes), "
+            "117 copied in the bucket, 1 deleted") in flat
     assert "CDN: 2 purged: https://cdn.example/static/app.css www.example/static/" in flat
 
 

@@ -186,15 +186,15 @@ def test_plan_header_change_is_a_copy(tmp_path):
 def test_releases_keep_window_and_stale_keys():
     releases = []
     for i, keys in enumerate((["p/a", "p/b"], ["p/a", "p/c"], ["p/a"], ["p/a"])):
-        releases = g.next_releases(releases, "r%d" % i, keys, keep=1, now="t%d" % i)
+        releases, _ = g.next_releases(releases, "r%d" % i, keys, keep=1, now="t%d" % i)
     assert [r["id"] for r in releases] == ["r3", "r2"]
     objects = {k: {} for k in ("p/a", "p/b", "p/c", "outside/x", "p/.m")}
     assert g.stale_keys(objects, releases, "p/", "p/.m") == ["p/b", "p/c"]
     # Redeploying the newest release with the same files changes nothing.
-    again = g.next_releases(releases, "r3", ["p/a"], keep=1, now="later")
+    again, _ = g.next_releases(releases, "r3", ["p/a"], keep=1, now="later")
     assert again == releases
     # Rolling back moves the old id to the front.
-    back = g.next_releases(releases, "r2", ["p/a"], keep=1, now="t9")
+    back, _ = g.next_releases(releases, "r2", ["p/a"], keep=1, now="t9")
     assert [r["id"] for r in back] == ["r2", "r3"]
 
 
@@ -219,3 +219,70 @@ def test_flask_env_and_urls():
     local = g.flask_env("b", "", None, "http://127.0.0.1:9000", "", "auto")
     assert local["FLASKS3_USE_HTTPS"] == "false"
     assert g.public_base_url(local) == "http://127.0.0.1:9000/b"
+
+
+def test_asset_version_follows_content_headers_and_encoding(tmp_path):
+    f = _local(tmp_path)
+    base = g.derive_version([f], "none")
+    os.utime(f.path, (1, 1))
+    assert g.derive_version([f], "none") == base
+    assert g.derive_version([f], "gzip") != base
+    f.digest = "other-headers"
+    assert g.derive_version([f], "none") != base
+    g.place_in_version([f], "shop", base)
+    assert f.key == "shop/%s/static/a.css" % base
+
+
+def test_plan_copies_new_keys_from_an_object_with_the_same_bytes(tmp_path):
+    f = _local(tmp_path)
+    old_key = f.key
+    manifest = {"version": 1, "releases": [], "objects": {old_key: _record(f)}}
+    listing = {old_key: ('"e1"', f.size)}
+    g.place_in_version([f], "p", "v2")
+    [action] = g.plan_sync([f], manifest, listing, "none").actions
+    assert (action.kind, action.reason, action.source) == ("copy", "new", old_key)
+    # Not from an object the listing no longer shows, nor to another encoding.
+    assert g.plan_sync([f], manifest, {}, "none").actions[0].kind == "upload"
+    f.params["ContentType"] = "text/css"
+    assert g.plan_sync([f], manifest, listing, "gzip").actions[0].kind == "upload"
+
+
+def test_plan_never_copies_from_a_key_it_rewrites(tmp_path):
+    f = _local(tmp_path)
+    twin = g.LocalFile("p/static/b.css", "static/b.css", f.path, f.size)
+    twin.sha256, twin.params, twin.digest = f.sha256, f.params, f.digest
+    # b.css gets a.css's old bytes while a.css itself gets new ones.
+    manifest = {"version": 1, "releases": [], "objects": {f.key: _record(f)}}
+    f.sha256 = "new-bytes"
+    actions = g.plan_sync([f, twin], manifest, {f.key: ('"e1"', f.size)}, "none").actions
+    assert [(a.file.key, a.kind) for a in actions] == [
+        ("p/static/a.css", "upload"),
+        ("p/static/b.css", "upload"),
+    ]
+
+
+def test_versioned_releases_share_a_version_and_retire_after_grace():
+    day = "2026-01-0%dT00:00:00Z"
+    releases, versions = g.next_releases([], "r1", ["p/v1/a"], 1, now=day % 1, version="v1")
+    releases, versions = g.next_releases(
+        releases, "r2", ["p/v1/a"], 1, now=day % 2, version="v1", versions=versions
+    )
+    assert [(r["id"], r["version"]) for r in releases] == [("r2", "v1"), ("r1", "v1")]
+    assert versions == {"v1": {"keys": ["p/v1/a"], "time": day % 1}}
+    keep = dict(keep=1, version="v2", grace=86400 + 1)
+    releases, versions = g.next_releases(
+        releases, "r3", ["p/v2/a"], now=day % 3, versions=versions, **keep
+    )
+    # r1 left the window on day 3 and stays for the grace period.
+    assert [r["id"] for r in releases] == ["r3", "r2", "r1"]
+    assert releases[2]["retired"] == day % 3 and set(versions) == {"v1", "v2"}
+    objects = {k: {} for k in ("p/v1/a", "p/v2/a", "p/v0/a")}
+    assert g.stale_keys(objects, releases, "p/", "p/.m", versions) == ["p/v0/a"]
+    releases, versions = g.next_releases(
+        releases, "r3", ["p/v2/a"], now=day % 4, versions=versions, **keep
+    )
+    assert [r["id"] for r in releases] == ["r3", "r2", "r1"]
+    releases, versions = g.next_releases(
+        releases, "r3", ["p/v2/a"], now=day % 5, versions=versions, **keep
+    )
+    assert [r["id"] for r in releases] == ["r3", "r2"] and set(versions) == {"v1", "v2"}

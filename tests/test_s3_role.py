@@ -29,6 +29,8 @@ PLAYBOOK = """
           env: "{{ s3_static_env }}"
           urls: "{{ s3_static_changed_urls }}"
           counts: "{{ s3_static_counts }}"
+          version: "{{ s3_static_version }}"
+          key_prefix: "{{ s3_static_key_prefix }}"
 """
 
 # Every host, localhost included, points at a Python without boto3: the upload only
@@ -114,6 +116,8 @@ def role_vars(moto, bucket, tmp_path, **kw):
         },
         "s3_static_controller_python": PYTHON,
         "s3_static_release": "rel-1",
+        # In place, as Flask-S3's create_all: the layout whose changed files are purged.
+        "s3_static_versioned": False,
     }
     out.update(kw)
     return out
@@ -161,7 +165,29 @@ def test_role_uploads_once_and_sets_facts_on_every_host(moto, s3, bucket, tmp_pa
     }
 
 
+def test_default_layout_is_versioned_under_the_app_name(moto, s3, bucket, tmp_path):
+    tiny_app(tmp_path)
+    extra = role_vars(moto, bucket, tmp_path, gantry_app_name="roleshop")
+    for name in ("s3_static_prefix", "s3_static_versioned"):
+        del extra[name]
+    facts = play(tmp_path, extra)["Show the facts"]["web2"]["msg"]
+    version = facts["version"]
+    assert version.startswith("v") and facts["key_prefix"] == "roleshop"
+    assert facts["env"]["FLASKS3_PREFIX"] == "roleshop/" + version
+    assert facts["counts"]["version"] == version and facts["urls"] == []
+    assert "roleshop/%s/cat/static/css/site.css" % version in list_keys(s3, bucket)
+    # The static tree did not change: another release reuses the version.
+    again = play(tmp_path, dict(extra, s3_static_release="rel-2"))["Show the facts"]["web1"]
+    assert again["msg"]["version"] == version and again["msg"]["counts"]["uploaded"] == 0
+
+
 def test_disabled_role_touches_nothing(moto, s3, bucket, tmp_path):
     tasks = play(tmp_path, {"s3_static_enabled": False, "s3_static_bucket": bucket})
-    assert tasks["Show the facts"]["web1"]["msg"] == {"env": {}, "urls": [], "counts": {}}
+    assert tasks["Show the facts"]["web1"]["msg"] == {
+        "env": {},
+        "urls": [],
+        "counts": {},
+        "version": "",
+        "key_prefix": "",
+    }
     assert list_keys(s3, bucket) == {}

@@ -565,3 +565,117 @@ def test_absent_removes_ours_only_and_is_idempotent(moto, s3, bucket, site, tmp_
     assert list(list_keys(s3, bucket)) == ["pfx/static/theirs.css"]
     assert not run_module(gone, tmp_path)["changed"]
     assert not run_module(dict(gone, bucket="gantry-never-made"), tmp_path)["changed"]
+
+
+def version_keys(s3, bucket, prefix="pfx"):
+    """Keys per asset version under ``prefix``, the manifest left out."""
+    out = {}
+    for key in list_keys(s3, bucket):
+        head, _, rest = key[len(prefix) + 1 :].partition("/")
+        if key.startswith(prefix + "/") and rest:
+            out.setdefault(head, set()).add(rest)
+    return out
+
+
+def test_versioned_code_only_deploy_uploads_nothing(moto, s3, bucket, site, tmp_path):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", versioned=True)
+    first = run_module(dict(args, release="r1"), tmp_path)
+    version = first["version"]
+    assert version.startswith("v") and first["uploaded"] == 7
+    assert first["env"]["FLASKS3_PREFIX"] == "pfx/" + version
+    assert set(version_keys(s3, bucket)) == {version}
+    # Every object of a version is immutable, hashed name or not.
+    css = s3.head_object(Bucket=bucket, Key="pfx/%s/static/css/app.css" % version)
+    assert css["CacheControl"] == "public, max-age=31536000, immutable"
+    touch_all(site["root"], time.time() + 3600)
+    second = run_module(dict(args, release="r2"), tmp_path)
+    assert (second["version"], second["uploaded"], second["copied"]) == (version, 0, 0)
+    assert second["env"] == first["env"] and second["changed_urls"] == []
+    assert second["releases"] == ["r2", "r1"]
+    again = run_module(dict(args, release="r2"), tmp_path)
+    assert not again["changed"]
+
+
+def test_versioned_static_change_copies_the_rest_and_keeps_the_old_version(
+    moto, s3, bucket, site, tmp_path
+):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", versioned=True, keep_releases=1
+    )
+    old = run_module(dict(args, release="r1"), tmp_path)["version"]
+    (site["root"] / "static/css/app.css").write_text("body { color: #c00 }\n")
+    preview = run_module(dict(args, release="r2"), tmp_path, check=True, diff=True)
+    assert (preview["uploaded"], preview["copied"]) == (1, 6)
+    assert set(version_keys(s3, bucket)) == {old}
+    new = run_module(dict(args, release="r2"), tmp_path)
+    assert new["version"] not in ("", old)
+    assert (new["uploaded"], new["copied"], new["deleted"]) == (1, 6, 0)
+    assert new["changed_urls"] == []
+    versions = version_keys(s3, bucket)
+    assert set(versions) == {old, new["version"]} and versions[old] == versions[new["version"]]
+    assert body(s3, bucket, "pfx/%s/static/css/app.css" % old) == b"body { color: #333 }\n" * 40
+    assert body(s3, bucket, "pfx/%s/static/css/app.css" % new["version"]) == (
+        b"body { color: #c00 }\n"
+    )
+    # A copy carries the headers and the content hash of its own key.
+    logo = s3.head_object(Bucket=bucket, Key="pfx/%s/static/img/logo.png" % new["version"])
+    assert logo["ContentType"] == "image/png" and "gantry-sha256" in logo["Metadata"]
+    # A third release pushes r1 out of the window: its version goes, nothing else.
+    (site["root"] / "static/css/print.css").write_text("@media print { a {} }\n")
+    third = run_module(dict(args, release="r3"), tmp_path)
+    assert third["deleted"] == 7 and third["releases"] == ["r3", "r2"]
+    assert set(version_keys(s3, bucket)) == {new["version"], third["version"]}
+    assert set(manifest(s3, bucket)["versions"]) == {new["version"], third["version"]}
+
+
+def test_versioned_grace_period_keeps_a_retired_version(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint,
+        bucket,
+        site["folders"],
+        prefix="pfx",
+        versioned=True,
+        keep_releases=0,
+        grace_period=2,
+    )
+    old = run_module(dict(args, release="r1"), tmp_path)["version"]
+    (site["root"] / "static/css/app.css").write_text("body { color: #c00 }\n")
+    new = run_module(dict(args, release="r2"), tmp_path)
+    assert new["deleted"] == 0 and new["kept_for_grace"] == 7
+    assert set(version_keys(s3, bucket)) == {old, new["version"]}
+    # Inside the grace period nothing changes; after it, the retired version goes.
+    assert not run_module(dict(args, release="r2"), tmp_path)["changed"]
+    time.sleep(2.1)
+    later = run_module(dict(args, release="r2"), tmp_path)
+    assert later["deleted"] == 7 and later["releases"] == ["r2"]
+    assert set(version_keys(s3, bucket)) == {new["version"]}
+
+
+def test_versioned_rollback_to_a_kept_release_uploads_nothing(moto, s3, bucket, site, tmp_path):
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", versioned=True, keep_releases=2
+    )
+    old = run_module(dict(args, release="r1"), tmp_path)
+    original = (site["root"] / "static/css/app.css").read_text()
+    (site["root"] / "static/css/app.css").write_text("body { color: #c00 }\n")
+    run_module(dict(args, release="r2"), tmp_path)
+    (site["root"] / "static/css/app.css").write_text(original)
+    back = run_module(dict(args, release="r1"), tmp_path)
+    assert back["version"] == old["version"] and back["env"] == old["env"]
+    assert (back["uploaded"], back["copied"], back["deleted"]) == (0, 0, 0)
+
+
+def test_versioned_apps_sharing_a_bucket_keep_apart(moto, s3, bucket, site, tmp_path):
+    shop = module_args(moto.endpoint, bucket, site["folders"], prefix="shop", versioned=True)
+    blog = module_args(moto.endpoint, bucket, site["folders"], prefix="blog", versioned=True)
+    run_module(dict(shop, release="s1", keep_releases=0), tmp_path)
+    blog_first = run_module(dict(blog, release="b1", keep_releases=0), tmp_path)
+    blog_keys = {k for k in list_keys(s3, bucket) if k.startswith("blog/")}
+    (site["root"] / "static/css/app.css").write_text("body { color: #c00 }\n")
+    run_module(dict(shop, release="s2", keep_releases=0), tmp_path)
+    run_module(dict(shop, state="absent", folders=None), tmp_path)
+    assert {k for k in list_keys(s3, bucket) if k.startswith("blog/")} == blog_keys
+    assert not any(k.startswith("shop/") for k in list_keys(s3, bucket))
+    assert blog_first["env"]["FLASKS3_PREFIX"].startswith("blog/v")
+    blog_css = "%s/static/css/app.css" % blog_first["env"]["FLASKS3_PREFIX"]
+    assert body(s3, bucket, blog_css) == b"body { color: #333 }\n" * 40

@@ -8,6 +8,7 @@ wrote, with content hashes and header digests) and one ListObjectsV2 pass (what 
 really there). Nothing here imports boto3, so the plan can be unit-tested alone.
 """
 
+import calendar
 import hashlib
 import json
 import os
@@ -342,8 +343,23 @@ def derive_release(files):
     return h.hexdigest()[:12]
 
 
+def derive_version(files, compress):
+    """Asset version of a static tree: changes when, and only when, a key, a file's
+    content, its headers or the stored encoding would change, so the objects under one
+    version never change."""
+    h = hashlib.sha256(("compress=%s\n" % compress).encode("utf-8"))
+    for f in sorted(files, key=lambda f: f.rel_key):
+        h.update(("%s\0%s\0%s\n" % (f.rel_key, f.sha256, f.digest)).encode("utf-8"))
+    return "v" + h.hexdigest()[:12]
+
+
+def place_in_version(files, prefix, version):
+    for f in files:
+        f.key = join_key(prefix, version, f.rel_key)
+
+
 def empty_manifest():
-    return {"version": MANIFEST_VERSION, "releases": [], "objects": {}}
+    return {"version": MANIFEST_VERSION, "releases": [], "objects": {}, "versions": {}}
 
 
 def parse_manifest(raw):
@@ -358,6 +374,7 @@ def parse_manifest(raw):
         )
     data.setdefault("releases", [])
     data.setdefault("objects", {})
+    data.setdefault("versions", {})
     return data
 
 
@@ -367,15 +384,17 @@ def dump_manifest(manifest):
 
 class Action:
     """One thing to do to one key: ``upload`` (reason new|content|headers) or ``copy``
-    (headers only, bytes stay in S3)."""
+    from ``source`` inside the bucket (the key itself when only headers change, another
+    key holding the same bytes when the key is new), so the bytes are not sent again."""
 
-    __slots__ = ("kind", "reason", "file", "compress")
+    __slots__ = ("kind", "reason", "file", "compress", "source")
 
-    def __init__(self, kind, reason, file, compress):
+    def __init__(self, kind, reason, file, compress, source=None):
         self.kind = kind
         self.reason = reason
         self.file = file
         self.compress = compress
+        self.source = source
 
 
 class Plan:
@@ -385,63 +404,128 @@ class Plan:
         self.files = []
 
 
+def intact_objects(manifest, listing):
+    """Keys of the manifest whose object is still there as we wrote it."""
+    out = {}
+    for key, rec in manifest["objects"].items():
+        seen = listing.get(key)
+        if (
+            not rec.get("pending")
+            and seen is not None
+            and seen[0] == rec.get("etag")
+            and seen[1] == rec.get("size")
+        ):
+            out[key] = rec
+    return out
+
+
 def plan_sync(files, manifest, listing, compress):
     """Compare local files with the manifest and the listing.
 
     An object counts as ours and intact only if the manifest recorded it and the
     listing shows the same ETag and size; anything else (missing, replaced behind our
-    back, half-written by an interrupted run) is uploaded again.
+    back, half-written by an interrupted run) is written again: copied from an intact
+    object of ours with the same bytes (another asset version, a renamed file), else
+    uploaded.
     """
     plan = Plan()
     plan.files = files
-    objects = manifest["objects"]
+    intact = intact_objects(manifest, listing)
+    local = {f.key: f.sha256 for f in files}
+    sources = {}
+    for key in sorted(intact):
+        rec = intact[key]
+        # A key this run rewrites with other bytes cannot be a source: it may change
+        # while it is being copied.
+        if key in local and local[key] != rec.get("sha256"):
+            continue
+        if rec.get("sha256") and rec["size"] <= MAX_COPY_SIZE:
+            sources.setdefault((rec["sha256"], rec.get("zmode")), key)
     for f in files:
         want_zip = (
             compress
             if compress != "none" and is_compressible(f.params.get("ContentType", ""))
             else None
         )
-        rec = objects.get(f.key)
-        seen = listing.get(f.key)
-        intact = (
-            rec is not None
-            and not rec.get("pending")
-            and seen is not None
-            and seen[0] == rec.get("etag")
-            and seen[1] == rec.get("size")
-        )
-        if not intact:
-            plan.actions.append(Action("upload", "content" if seen else "new", f, want_zip))
+        rec = intact.get(f.key)
+        if rec is None:
+            reason = "content" if f.key in listing else "new"
+            source = sources.get((f.sha256, want_zip))
+            if source is not None:
+                plan.actions.append(Action("copy", reason, f, want_zip, source))
+            else:
+                plan.actions.append(Action("upload", reason, f, want_zip))
         elif rec.get("sha256") != f.sha256 or rec.get("zmode") != want_zip:
             plan.actions.append(Action("upload", "content", f, want_zip))
         elif rec.get("hd") != f.digest:
-            kind = "upload" if rec["size"] > MAX_COPY_SIZE else "copy"
-            plan.actions.append(Action(kind, "headers", f, want_zip))
+            if rec["size"] > MAX_COPY_SIZE:
+                plan.actions.append(Action("upload", "headers", f, want_zip))
+            else:
+                plan.actions.append(Action("copy", "headers", f, want_zip, f.key))
         else:
             plan.unchanged.append(f)
     return plan
 
 
-def next_releases(releases, release, keys, keep, now=None):
-    """Return the release list to record: this release first, then up to ``keep``
-    earlier releases whose assets stay for pages still being served."""
+def epoch_of(stamp):
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except (TypeError, ValueError):
+        return None
+
+
+def release_keys(entry, versions):
+    """Keys a release's pages reference: its own list, or its asset version's."""
+    if "version" in entry:
+        return (versions.get(entry["version"]) or {}).get("keys", [])
+    return entry.get("keys", [])
+
+
+def next_releases(releases, release, keys, keep, now=None, version=None, grace=0, versions=None):
+    """Return the release list to record, and the asset versions it uses.
+
+    This release comes first, then up to ``keep`` earlier releases whose assets stay for
+    pages still being served. A release pushed out of that window stays ``grace``
+    seconds more (``retired`` records when it left), for pages open in browsers and
+    hosts a rollback may put back. With ``version`` the release records its asset
+    version and the version records the keys, once however many releases share it.
+    """
     now = now if now is not None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now_epoch = epoch_of(now)
+    versions = dict(versions or {})
+    keys = sorted(keys)
     previous = [r for r in releases if r.get("id") != release]
     head = releases[0] if releases else None
-    keys = sorted(keys)
-    if head is not None and head.get("id") == release and head.get("keys") == keys:
-        current = head
+    if version is not None:
+        if versions.get(version, {}).get("keys") != keys:
+            versions[version] = {"keys": keys, "time": now}
+        wanted = {"id": release, "version": version}
     else:
-        current = {"id": release, "time": now, "keys": keys}
-    return [current] + previous[:keep]
+        wanted = {"id": release, "keys": keys}
+    same = head is not None and all(head.get(k) == v for k, v in wanted.items())
+    current = head if same and "retired" not in head else dict(wanted, time=now)
+    kept = [dict(r) for r in previous[:keep]]
+    for r in kept:
+        r.pop("retired", None)
+    retired = []
+    if grace > 0:
+        for r in previous[keep:]:
+            r = dict(r)
+            r.setdefault("retired", now)
+            since = epoch_of(r["retired"])
+            if since is None or now_epoch is None or now_epoch - since < grace:
+                retired.append(r)
+    out = [current] + kept + retired
+    used = {r["version"] for r in out if "version" in r}
+    return out, {v: rec for v, rec in versions.items() if v in used}
 
 
-def stale_keys(objects, releases, scope, manifest_key):
+def stale_keys(objects, releases, scope, manifest_key, versions=None):
     """Keys we wrote that no kept release references. Keys outside the prefix are
     never returned, whatever the manifest says."""
     wanted = set()
     for r in releases:
-        wanted.update(r.get("keys", ()))
+        wanted.update(release_keys(r, versions or {}))
     out = []
     for key in sorted(objects):
         if key in wanted or key == manifest_key:

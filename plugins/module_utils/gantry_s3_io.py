@@ -314,8 +314,9 @@ class S3Store:
         head = self._retry(lambda: self.client.head_object(Bucket=self.bucket, Key=f.key))
         return head["ETag"], head["ContentLength"], None
 
-    def copy_in_place(self, f, encoding):
-        """Re-apply headers without moving bytes (CopyObject onto itself)."""
+    def copy(self, f, source, encoding):
+        """Write f's key from ``source`` inside the bucket with f's headers: onto itself
+        when only headers change, from another key holding the same bytes otherwise."""
         extra = self._extra(f.params, f.metadata, f.sha256)
         if encoding:
             extra["ContentEncoding"] = encoding
@@ -323,7 +324,7 @@ class S3Store:
             lambda: self.client.copy_object(
                 Bucket=self.bucket,
                 Key=f.key,
-                CopySource={"Bucket": self.bucket, "Key": f.key},
+                CopySource={"Bucket": self.bucket, "Key": source},
                 MetadataDirective="REPLACE",
                 **extra,
             )

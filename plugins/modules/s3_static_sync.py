@@ -26,10 +26,18 @@ description:
     every key when the prefix contains the release id, I(default_cache_control)
     otherwise; I(header_rules) override per glob or regex. When only headers change the
     object is copied onto itself with the new headers; its bytes are not uploaded again.
+  - With I(versioned), every key sits under an asset version,
+    C(<prefix>/<version>/<url_path>/<file path>), and C(FLASKS3_PREFIX) names it. The
+    version is derived from the files' keys, content and headers, so a release whose
+    static tree did not change reuses its version and uploads nothing, and a change
+    makes a new version whose objects never change afterwards (all of them get
+    I(immutable_cache_control); no CDN purge is needed). Files of a new version that an
+    earlier version already holds are copied inside the bucket, not uploaded again.
   - Keeps the assets of the I(keep_releases) previous releases, so pages still served by
-    hosts not yet switched (or open in a browser) keep working. Objects that no kept
-    release references are deleted, or tagged for a lifecycle rule. Only objects this
-    module wrote are ever deleted, and never a key outside the prefix.
+    hosts not yet switched (or open in a browser) keep working; a release pushed out of
+    that window keeps them I(grace_period) seconds more. Objects that no kept release
+    references are deleted, or tagged for a lifecycle rule. Only objects this module
+    wrote are ever deleted, and never a key outside the prefix.
   - Run it before the code switch of a deploy, on the controller.
 version_added: "1.0.0"
 author: Gantry
@@ -71,9 +79,23 @@ options:
     type: str
     default: ""
   keep_releases:
-    description: How many previous releases keep their assets in the bucket (grace period).
+    description:
+      - How many previous releases keep their assets in the bucket; match the number of
+        releases kept on the hosts, so a rollback finds its assets.
     type: int
     default: 2
+  grace_period:
+    description:
+      - Seconds a release pushed out of the I(keep_releases) window keeps its assets,
+        counted from the run that pushed it out. C(0) deletes them at once.
+    type: int
+    default: 0
+  versioned:
+    description:
+      - Put the objects under an asset version derived from the static tree (see above)
+        and return a C(FLASKS3_PREFIX) that names it.
+    type: bool
+    default: false
   stale_action:
     description:
       - What to do with objects no kept release references. C(delete) deletes them;
@@ -270,6 +292,9 @@ EXAMPLES = r"""
     region: eu-west-1
     cdn_domain: static.example.com
     release: "{{ flask_app_release.release_id }}"
+    versioned: true
+    keep_releases: 5
+    grace_period: 86400
     folders:
       - path: /srv/build/venv/lib/python3.11/site-packages/shop/static
         url_path: /static
@@ -337,6 +362,22 @@ headers_updated:
   returned: always
   type: int
   sample: 0
+copied:
+  description: New objects copied from another key holding the same bytes (another asset version).
+  returned: always
+  type: int
+  sample: 19
+version:
+  description: Asset version the objects were put under; empty unless I(versioned).
+  returned: always
+  type: str
+  sample: v5c1e0d9a7b23
+versions:
+  description: Asset versions kept in the bucket (the current one and those kept releases use).
+  returned: when state is present
+  type: list
+  elements: str
+  sample: [v5c1e0d9a7b23, v0a8f3e61c4d2]
 unchanged:
   description: Objects left as they were.
   returned: always
@@ -402,6 +443,7 @@ from ansible.module_utils.gantry_s3 import (
     HeaderPolicy,
     PlanError,
     derive_release,
+    derive_version,
     dump_manifest,
     empty_manifest,
     flask_env,
@@ -411,10 +453,12 @@ from ansible.module_utils.gantry_s3 import (
     next_releases,
     normalize_prefix,
     parse_manifest,
+    place_in_version,
     plan_sync,
     prefix_scope,
     public_base_url,
     public_url,
+    release_keys,
     release_scoped,
     scan_folders,
     sha256_file,
@@ -485,16 +529,20 @@ class Sync:
             multipart_chunksize=p["multipart_chunksize"],
             acl=p["acl"],
         )
+        self.set_env(self.prefix)
+        self.bucket_created = False
+
+    def set_env(self, prefix):
+        p = self.p
         self.env = flask_env(
             p["bucket"],
-            self.prefix,
+            prefix,
             p["region"] or self.store.region,
             p["endpoint_url"],
             p["cdn_domain"],
             p["addressing_style"],
         )
         self.base_url = public_base_url(self.env)
-        self.bucket_created = False
 
     def result(self, **kw):
         out = {
@@ -502,12 +550,14 @@ class Sync:
             "uploaded_bytes": 0,
             "headers_updated": 0,
             "unchanged": 0,
+            "copied": 0,
             "deleted": 0,
             "tagged": 0,
             "changed_urls": [],
             "bucket_created": self.bucket_created,
             "env": self.env,
             "manifest_key": self.manifest_key,
+            "version": "",
         }
         out.update(kw)
         out["seconds"] = round(time.monotonic() - self.started, 3)
@@ -533,6 +583,10 @@ class Sync:
         )
 
     def list_roots(self, folders):
+        if self.p["versioned"]:
+            # Every version lives under the prefix; other versions' objects are the
+            # sources a new version copies its unchanged files from.
+            return [self.scope]
         roots = sorted({join_key(self.prefix, f["url_path"]) for f in folders})
         # A root inside another root is listed by it already.
         kept = [
@@ -579,9 +633,12 @@ class Sync:
             # overlaps with it.
             listing = []
             if not self.bucket_created:
-                ranges = self.store.list_ranges(
-                    self.list_roots(p["folders"]), [f.key for f in files]
-                )
+                # The keys this run may find: its own, and (for other asset versions)
+                # the manifest's; cutting the listing at them lets pages go in parallel.
+                cuts = [f.key for f in files]
+                if p["versioned"]:
+                    cuts = sorted(manifest["objects"])
+                ranges = self.store.list_ranges(self.list_roots(p["folders"]), cuts)
                 listing = [pool.submit(self.store.list_range, *r) for r in ranges]
             # Batches: one future per small file cost more than hashing it.
             batches = [files[i : i + HASH_BATCH] for i in range(0, len(files), HASH_BATCH)]
@@ -590,33 +647,47 @@ class Sync:
             for fut in listing:
                 seen.update(fut.result())
 
-            release = p["release"] or derive_release(files)
+            release = p["release"]
             policy = HeaderPolicy(
                 p["header_rules"],
                 p["default_cache_control"],
                 p["immutable_cache_control"],
                 p["immutable_pattern"],
-                release_scoped(self.prefix, release),
+                # Keys under a version never get other bytes: all of them are immutable.
+                p["versioned"] or release_scoped(self.prefix, release),
                 p["acl"],
             )
             for f in files:
                 f.params, f.metadata = policy.headers(f.rel_key)
                 f.digest = headers_digest(f.params, f.metadata, p["acl"])
 
-            plan = plan_sync(files, manifest, seen, p["compress"])
-            return self.apply(pool, plan, manifest, release)
+            version = None
+            if p["versioned"]:
+                version = derive_version(files, p["compress"])
+                place_in_version(files, self.prefix, version)
+                self.set_env(join_key(self.prefix, version))
+            release = release or version or derive_release(files)
 
-    def apply(self, pool, plan, manifest, release):
+            plan = plan_sync(files, manifest, seen, p["compress"])
+            return self.apply(pool, plan, manifest, release, version)
+
+    def apply(self, pool, plan, manifest, release, version):
         p = self.p
         check = self.module.check_mode
         before = manifest["objects"]
         # Records are replaced, never edited in place, so a shallow copy suffices.
         objects = dict(before)
-        releases = next_releases(
-            manifest["releases"], release, [f.key for f in plan.files], p["keep_releases"]
+        releases, versions = next_releases(
+            manifest["releases"],
+            release,
+            [f.key for f in plan.files],
+            p["keep_releases"],
+            version=version,
+            grace=p["grace_period"],
+            versions=manifest["versions"],
         )
-        current = set(releases[0]["keys"])
-        grace = set().union(*(r["keys"] for r in releases[1:])) - current if releases[1:] else set()
+        current = set(release_keys(releases[0], versions))
+        grace = set().union(*(release_keys(r, versions) for r in releases[1:])) - current
 
         extra = {}
         changed_urls = []
@@ -639,10 +710,10 @@ class Sync:
         failed = {}
         sent = 0
         if not check and plan.actions:
-            if any(a.file.key not in objects for a in uploads):
+            if any(a.file.key not in objects for a in plan.actions):
                 # Record keys before writing them, so an interrupted run leaves no
                 # object the next run does not know it owns.
-                for a in uploads:
+                for a in plan.actions:
                     objects.setdefault(a.file.key, {"pending": True})
                 staged = dict(manifest, objects=objects)
                 self.write_manifest(staged)
@@ -659,9 +730,11 @@ class Sync:
                 sent += a.file.size
                 objects[a.file.key] = self.record(a.file, None, a.file.size, None, a.compress)
             for a in copies:
-                objects[a.file.key] = dict(objects[a.file.key], h=a.file.params, hd=a.file.digest)
+                objects[a.file.key] = dict(
+                    objects[a.source], h=a.file.params, hd=a.file.digest, sha256=a.file.sha256
+                )
 
-        stale = stale_keys(objects, releases, self.scope, self.manifest_key)
+        stale = stale_keys(objects, releases, self.scope, self.manifest_key, versions)
         not_removed = {}
         if stale and not check:
             if p["stale_action"] == "delete":
@@ -672,7 +745,12 @@ class Sync:
             if key not in not_removed:
                 objects.pop(key, None)
 
-        final = {"version": manifest["version"], "releases": releases, "objects": objects}
+        final = {
+            "version": manifest["version"],
+            "releases": releases,
+            "objects": objects,
+            "versions": versions,
+        }
         manifest_changed = final != manifest
         if manifest_changed and not check:
             self.write_manifest(final)
@@ -688,7 +766,8 @@ class Sync:
         if self.module._diff:
             extra["diff"] = {
                 "before_header": "s3://%s/%s" % (p["bucket"], self.scope),
-                "after_header": "s3://%s/%s (release %s)" % (p["bucket"], self.scope, release),
+                "after_header": "s3://%s/%s (release %s%s)"
+                % (p["bucket"], self.scope, release, ", assets %s" % version if version else ""),
                 "before": diff_text(
                     [
                         "%s %s" % (a.file.key, describe_object(before.get(a.file.key)))
@@ -712,11 +791,14 @@ class Sync:
             changed=bool(plan.actions or stale or manifest_changed or self.bucket_created),
             release=release,
             releases=[r["id"] for r in releases],
+            version=version or "",
+            versions=sorted(versions),
             files=len(plan.files),
             bytes=sum(f.size for f in plan.files),
             uploaded=len(uploads),
             uploaded_bytes=sent,
-            headers_updated=len(copies),
+            headers_updated=len([a for a in copies if a.source == a.file.key]),
+            copied=len([a for a in copies if a.source != a.file.key]),
             unchanged=len(plan.unchanged),
             deleted=len(stale) - len(not_removed) if p["stale_action"] == "delete" else 0,
             tagged=len(stale) if p["stale_action"] == "tag" else 0,
@@ -744,8 +826,8 @@ class Sync:
             return self.record(a.file, etag, size, enc, a.compress), size
 
         def do_copy(a):
-            rec = objects[a.file.key]
-            etag = self.store.copy_in_place(a.file, rec.get("enc"))
+            rec = objects[a.source]
+            etag = self.store.copy(a.file, a.source, rec.get("enc"))
             return self.record(a.file, etag, rec["size"], rec.get("enc"), rec.get("zmode")), 0
 
         futures = [(a, pool.submit(do_upload, a)) for a in uploads]
@@ -778,6 +860,8 @@ def main():
             ),
             release=dict(type="str", default=""),
             keep_releases=dict(type="int", default=2),
+            grace_period=dict(type="int", default=0),
+            versioned=dict(type="bool", default=False),
             stale_action=dict(type="str", choices=["delete", "tag"], default="delete"),
             include_hidden=dict(type="bool", default=False),
             exclude=dict(type="list", elements="str", default=[]),
@@ -836,8 +920,10 @@ def main():
     if module.params["compress"] == "brotli" and not HAS_BROTLI:
         module.fail_json(msg=missing_required_lib("brotli"))
     p = module.params
-    if p["keep_releases"] < 0 or p["workers"] < 1 or p["retries"] < 0:
-        module.fail_json(msg="keep_releases and retries must be >= 0 and workers >= 1")
+    if min(p["keep_releases"], p["retries"], p["grace_period"]) < 0 or p["workers"] < 1:
+        module.fail_json(
+            msg="keep_releases, retries and grace_period must be >= 0 and workers >= 1"
+        )
     if p["multipart_chunksize"] < 5 * 1024 * 1024:
         module.fail_json(msg="multipart_chunksize must be at least 5MB (an S3 limit)")
     try:
