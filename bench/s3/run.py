@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Time s3_static_sync against community.aws.s3_sync, `aws s3 sync` and s5cmd.
 
-One moto S3 server on 127.0.0.1, one generated tree, one bucket per tool, four
+One moto S3 server on 127.0.0.1, one generated tree, one bucket per tool, five
 scenarios run in order: first upload, no-change resync, mtime-only change (a fresh
-checkout), 1 % of the files edited. Prints times, objects written, and ratios.
+checkout), 1 % of the files edited, and a code-only deploy (the tree unchanged, a new
+release id). s3_static_sync runs twice per scenario: in place (Flask-S3's layout) and
+versioned (the s3_static role's default: a new asset version when the tree changes,
+its unchanged files copied inside the bucket). Each of its runs is a new release, as
+in a deploy. Prints times, objects written, and ratios.
 
     .venv/bin/python bench/s3/run.py [--files 2000] [--json results.json]
 
@@ -30,8 +34,15 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-TOOLS = ("s3_static_sync", "s3_sync", "aws", "s5cmd")
-SCENARIOS = ("first upload", "no-change resync", "mtime-only change", "1% changed")
+TOOLS = ("s3_static_sync", "versioned", "s3_sync", "aws", "s5cmd")
+OTHERS = ("s3_sync", "aws", "s5cmd")
+SCENARIOS = (
+    "first upload",
+    "no-change resync",
+    "mtime-only change",
+    "1% changed",
+    "code-only deploy",
+)
 MANIFEST = ".gantry-static-manifest.json"
 
 
@@ -172,6 +183,7 @@ class Bench:
         self.tmp = tmp
         self.tree = tree
         self.round = 0
+        self.releases = 0
         self.endpoint = endpoint
         self.env = env
         self.workers = workers
@@ -187,6 +199,10 @@ class Bench:
 
     def bucket(self, tool):
         return "bench-%s-%d" % (tool.replace("_", "-"), self.round)
+
+    def release(self):
+        self.releases += 1
+        return "r%d-%d" % (self.round, self.releases)
 
     def playbook(self, name, task):
         path = os.path.join(self.tmp, name + ".yml")
@@ -222,7 +238,7 @@ class Bench:
 
     def run_tool(self, tool):
         bucket = self.bucket(tool)
-        if tool == "s3_static_sync":
+        if tool in ("s3_static_sync", "versioned"):
             task = {
                 "name": "ours",
                 "s3_static_sync": {
@@ -230,6 +246,8 @@ class Bench:
                     "endpoint_url": self.endpoint,
                     "region": "us-east-1",
                     "folders": [{"path": self.tree, "url_path": "/static"}],
+                    "release": self.release(),
+                    "versioned": tool == "versioned",
                 },
             }
             if self.workers:
@@ -355,35 +373,42 @@ def report(results, floor, files, tree_bytes, rtt_ms, repeat):
     lines.append("")
     head = "| scenario | " + " | ".join(TOOLS) + " | s3_sync / ours | aws / ours | s5cmd / ours |"
     lines.append(head)
-    lines.append("|" + "---|" * (len(TOOLS) + 4))
+    lines.append("|" + "---|" * (len(TOOLS) + 1 + len(OTHERS)))
     for sc in SCENARIOS:
         row = results[sc]
         ours = row["s3_static_sync"]["wall"]
         cells = ["%s (%g)" % (fmt(row[t]["wall"]), row[t]["written"]) for t in TOOLS]
-        ratios = [fmt(row[t]["wall"] / ours, 1) + "x" for t in TOOLS[1:]]
+        ratios = [fmt(row[t]["wall"] / ours, 1) + "x" for t in OTHERS]
         lines.append("| %s | %s | %s |" % (sc, " | ".join(cells), " | ".join(ratios)))
     lines.append("")
     lines.append("(n) = objects written in that run.")
     lines.append("")
     lines.append("Module time only (Ansible task duration; no ansible-playbook start-up):")
     lines.append("")
-    lines.append("| scenario | s3_static_sync task | its own `seconds` | s3_sync task | ratio |")
-    lines.append("|---|---|---|---|---|")
+    lines.append(
+        "| scenario | s3_static_sync task | its own `seconds` | versioned task "
+        "| its own `seconds` | s3_sync task | ratio |"
+    )
+    lines.append("|---|---|---|---|---|---|---|")
     for sc in SCENARIOS:
         ours = results[sc]["s3_static_sync"]
+        versioned = results[sc]["versioned"]
         theirs = results[sc]["s3_sync"]
         lines.append(
-            "| %s | %s | %s | %s | %sx |"
+            "| %s | %s | %s | %s | %s | %s | %sx |"
             % (
                 sc,
                 fmt(ours["task"]),
                 fmt(ours["module"]),
+                fmt(versioned["task"]),
+                fmt(versioned["module"]),
                 fmt(theirs["task"]),
                 fmt(theirs["task"] / ours["task"], 1),
             )
         )
     nochange = results["no-change resync"]
     first = results["first upload"]
+    code_only = results["code-only deploy"]
     lines.append("")
     lines.append(
         "Ansible's floor: a playbook whose one task is `ansible.builtin.ping` takes %s s "
@@ -410,6 +435,10 @@ def report(results, floor, files, tree_bytes, rtt_ms, repeat):
         (
             "mtime-only change uploads 0 files",
             results["mtime-only change"]["s3_static_sync"]["written"] == 0,
+        ),
+        (
+            "code-only deploy, versioned: 0 files written, module under 1 s",
+            code_only["versioned"]["written"] == 0 and code_only["versioned"]["module"] < 1.0,
         ),
     ]
     lines.append("")
