@@ -147,6 +147,20 @@ def test_check_and_diff_write_nothing(cf, workdir):
     assert results["Purge what the deploy changed"]["requests"] == 1
 
 
+@pytest.mark.parametrize(("s3_vars", "static_path"), [
+    ({"s3_static_enabled": True}, "/demo/"),
+    ({"s3_static_enabled": True, "s3_static_prefix": "/assets/shop/"}, "/assets/shop/"),
+    ({"s3_static_enabled": False, "s3_static_prefix": "assets"}, "/static/"),
+])
+def test_static_rule_follows_the_s3_prefix(cf, workdir, s3_vars, static_path):
+    """With S3 assets the static rule covers the key prefix (the app's name by default),
+    read from the inputs: a rollback, which uploads nothing, keeps the same rules."""
+    proc = play(workdir, {**base_vars(cf), **s3_vars}, "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = json.loads(task_results(proc)["Apply the cache rules"]["diff"]["after"])
+    assert after[2]["expression"] == f'starts_with(http.request.uri.path, "{static_path}")'
+
+
 def test_token_is_never_printed(cf, workdir):
     secret = "tok-e2e-9f8e7d6c5b4a"
     proc = play(workdir, {**base_vars(cf), "cloudflare_cdn_api_token": secret}, "-vvv",

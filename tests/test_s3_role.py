@@ -30,7 +30,6 @@ PLAYBOOK = """
           urls: "{{ s3_static_changed_urls }}"
           counts: "{{ s3_static_counts }}"
           version: "{{ s3_static_version }}"
-          key_prefix: "{{ s3_static_key_prefix }}"
 """
 
 # Every host, localhost included, points at a Python without boto3: the upload only
@@ -172,7 +171,7 @@ def test_default_layout_is_versioned_under_the_app_name(moto, s3, bucket, tmp_pa
         del extra[name]
     facts = play(tmp_path, extra)["Show the facts"]["web2"]["msg"]
     version = facts["version"]
-    assert version.startswith("v") and facts["key_prefix"] == "roleshop"
+    assert version.startswith("v")
     assert facts["env"]["FLASKS3_PREFIX"] == "roleshop/" + version
     assert facts["counts"]["version"] == version and facts["urls"] == []
     assert "roleshop/%s/cat/static/css/site.css" % version in list_keys(s3, bucket)
@@ -188,6 +187,5 @@ def test_disabled_role_touches_nothing(moto, s3, bucket, tmp_path):
         "urls": [],
         "counts": {},
         "version": "",
-        "key_prefix": "",
     }
     assert list_keys(s3, bucket) == {}
