@@ -226,6 +226,14 @@ BAD_INPUTS = {
         ["s3_static_bucket is", "My_Bucket"],
     ),
     "s3-workers-zero": ([S3_ON | {"s3_static_workers": 0}], ["s3_static_workers is", "1-256"]),
+    "s3-grace-negative": (
+        [S3_ON | {"s3_static_grace_period": -1}],
+        ["s3_static_grace_period is", "0 or more"],
+    ),
+    "release-command-timeout-zero": (
+        ['{"gantry_release_command": "flask db upgrade", "flask_release_command_timeout": 0}'],
+        ["flask_release_command_timeout is", "1-86400"],
+    ),
     "s3-compress-unknown": (
         [S3_ON | {"s3_static_compress": "zstd"}],
         ["s3_static_compress", "zstd", "brotli"],
