@@ -594,6 +594,10 @@ def test_versioned_code_only_deploy_uploads_nothing(moto, s3, bucket, site, tmp_
     assert second["releases"] == ["r2", "r1"]
     again = run_module(dict(args, release="r2"), tmp_path)
     assert not again["changed"]
+    # Its version's objects are still checked: one deleted behind our back comes back.
+    s3.delete_object(Bucket=bucket, Key="pfx/%s/static/css/app.css" % version)
+    repaired = run_module(dict(args, release="r3"), tmp_path)
+    assert (repaired["version"], repaired["uploaded"], repaired["unchanged"]) == (version, 1, 6)
 
 
 def test_versioned_static_change_copies_the_rest_and_keeps_the_old_version(

@@ -582,11 +582,15 @@ class Sync:
             self.manifest_key, dump_manifest(manifest), "application/json", "no-store"
         )
 
+    def submit_listing(self, pool, roots, cuts):
+        """One ListObjectsV2 pass over ``roots``, cut at ``cuts`` (keys likely to be
+        found) into ranges listed in parallel; returns the futures."""
+        if self.bucket_created:
+            return []
+        ranges = self.store.list_ranges(roots, cuts)
+        return [pool.submit(self.store.list_range, *r) for r in ranges]
+
     def list_roots(self, folders):
-        if self.p["versioned"]:
-            # Every version lives under the prefix; other versions' objects are the
-            # sources a new version copies its unchanged files from.
-            return [self.scope]
         roots = sorted({join_key(self.prefix, f["url_path"]) for f in folders})
         # A root inside another root is listed by it already.
         kept = [
@@ -629,23 +633,17 @@ class Sync:
             raise S3SyncError("a static file would overwrite the manifest %s" % self.manifest_key)
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             manifest = self.read_manifest()
-            # Listing goes first into the pool, which runs tasks in order; hashing
-            # overlaps with it.
+            # Unversioned, listing goes first into the pool, which runs tasks in order,
+            # and hashing overlaps with it. Versioned, what to list depends on the
+            # version, which needs the hashes.
             listing = []
-            if not self.bucket_created:
-                # The keys this run may find: its own, and (for other asset versions)
-                # the manifest's; cutting the listing at them lets pages go in parallel.
-                cuts = [f.key for f in files]
-                if p["versioned"]:
-                    cuts = sorted(manifest["objects"])
-                ranges = self.store.list_ranges(self.list_roots(p["folders"]), cuts)
-                listing = [pool.submit(self.store.list_range, *r) for r in ranges]
+            if not p["versioned"]:
+                listing = self.submit_listing(
+                    pool, self.list_roots(p["folders"]), [f.key for f in files]
+                )
             # Batches: one future per small file cost more than hashing it.
             batches = [files[i : i + HASH_BATCH] for i in range(0, len(files), HASH_BATCH)]
             list(pool.map(hash_batch, batches))
-            seen = {}
-            for fut in listing:
-                seen.update(fut.result())
 
             release = p["release"]
             policy = HeaderPolicy(
@@ -666,7 +664,19 @@ class Sync:
                 version = derive_version(files, p["compress"])
                 place_in_version(files, self.prefix, version)
                 self.set_env(join_key(self.prefix, version))
+                # A version the manifest knows (a code-only deploy) needs only its own
+                # keys checked; a new one also needs the other versions' objects, the
+                # sources of its copies.
+                if version in manifest["versions"]:
+                    listing = self.submit_listing(
+                        pool, [join_key(self.prefix, version) + "/"], [f.key for f in files]
+                    )
+                else:
+                    listing = self.submit_listing(pool, [self.scope], sorted(manifest["objects"]))
             release = release or version or derive_release(files)
+            seen = {}
+            for fut in listing:
+                seen.update(fut.result())
 
             plan = plan_sync(files, manifest, seen, p["compress"])
             return self.apply(pool, plan, manifest, release, version)
