@@ -10,7 +10,8 @@ export PY_COLORS ?= 0
 .PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve bench-deploy
 
 ## demo: two local Debian hosts (containers with systemd), the sample app deployed on both,
-## its assets in a local S3 and its cache rules in a local Cloudflare stand-in
+## its database on the first, its assets in a local S3 and its cache rules in a local
+## Cloudflare stand-in
 demo: deps images
 	ansible-playbook playbooks/local_services.yml
 	ansible-playbook playbooks/local_hosts.yml
@@ -22,6 +23,7 @@ demo: deps images
 	@echo "  curl --cacert gantry-local-1-ca.crt https://127.0.0.1:18081/healthz"
 	@echo "Its assets, in the local S3 (moto): http://127.0.0.1:18091/gantry-demo"
 	@echo "The cache rules, zone settings and purges the Cloudflare stand-in holds: http://127.0.0.1:18092/_standin/state"
+	@echo "Orders in the database both hosts share (PostgreSQL on gantry-local-1, migrated by the release phase): https://127.0.0.1:18081/orders/"
 	@echo "What the deploy did: .gantry/last-deploy.json"
 	@echo "Remove the demo hosts, the local S3 and the stand-in with: make demo-down"
 

@@ -72,7 +72,8 @@ def inventory(tmp, size, connection="community.docker.docker"):
         % (size, i, FIRST_PORT + 10 * size + i, IMAGES[i % 2]) for i in range(size))
     (inv / "hosts.yml").write_text(
         "app_servers:\n  hosts:\n%s\n  vars:\n    ansible_connection: %s\n"
-        "    ansible_user: root\n" % (hosts, connection))
+        "    ansible_user: root\n    gantry_local_network: gantry-bench-%d\n"
+        % (hosts, connection, size))
     return inv
 
 

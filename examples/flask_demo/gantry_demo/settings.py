@@ -1,5 +1,6 @@
 """Settings read from the environment (systemd EnvironmentFile= in production)."""
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,6 +40,33 @@ def from_environ(environ: Mapping[str, str]) -> dict:
         if environ.get(key):
             settings[key] = parse_bool(key, environ[key])
     return settings
+
+
+# Where the orders live without DATABASE_URL: a file in systemd's StateDirectory= (which
+# outlives releases), else in the app's instance folder (development).
+SQLITE_FILE = "gantry-demo.sqlite3"
+
+
+def database_uri(environ: Mapping[str, str]) -> str:
+    """The SQLAlchemy URL of the orders database.
+
+    DATABASE_URL first (``postgres://`` and ``postgresql://`` mean the psycopg 3 driver,
+    the one the app ships; SQLAlchemy would pick psycopg2). Without it, SQLite in
+    $STATE_DIRECTORY, which systemd sets for a unit with StateDirectory=: fine for one
+    host, while several hosts need one database server they all reach, since the deploy
+    migrates once per release, on one host. Else a relative SQLite path, which
+    Flask-SQLAlchemy puts in the instance folder.
+    """
+    url = environ.get("DATABASE_URL", "").strip()
+    if url:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("postgres", "postgresql"):
+            return "postgresql+psycopg://" + rest
+        return url
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return "sqlite:///" + os.path.join(state, SQLITE_FILE)
+    return "sqlite:///" + SQLITE_FILE
 
 
 def s3_url_settings(config: Mapping) -> dict:

@@ -1,0 +1,186 @@
+"""The demo app's orders: a database that outlives releases, its schema kept by migrations
+that ship in the package and that the deploy's release phase runs (`flask db upgrade`)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "examples" / "flask_demo"
+sys.path.insert(0, str(DEMO_DIR))
+
+import gantry_demo  # noqa: E402
+from gantry_demo import settings  # noqa: E402
+
+MIGRATION_FILES = {
+    "gantry_demo/migrations/alembic.ini",
+    "gantry_demo/migrations/env.py",
+    "gantry_demo/migrations/script.py.mako",
+    "gantry_demo/migrations/versions/0001_orders.py",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    with mock.patch.dict(os.environ):
+        for key in ("DATABASE_URL", "STATE_DIRECTORY", "SECRET_KEY", "FLASK_DEBUG"):
+            os.environ.pop(key, None)
+        monkeypatch.chdir(tmp_path)
+        yield
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    """The app as systemd starts it: StateDirectory= exported, no DATABASE_URL."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.environ["STATE_DIRECTORY"] = str(state)
+    return state
+
+
+def migrated_app():
+    app = gantry_demo.create_app({"TESTING": True})
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@db/shop", "postgresql+psycopg://u:p@db/shop"),
+        ("postgresql://u:p@db:5433/shop", "postgresql+psycopg://u:p@db:5433/shop"),
+        ("postgresql+psycopg://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("sqlite:////srv/data/shop.db", "sqlite:////srv/data/shop.db"),
+    ],
+)
+def test_database_url_picks_the_driver_the_app_ships(url, expected):
+    assert settings.database_uri({"DATABASE_URL": url, "STATE_DIRECTORY": "/var/lib/x"}) == expected
+
+
+def test_without_database_url_sqlite_lives_in_the_state_directory():
+    # systemd lists several directories with colons when a unit has several.
+    environ = {"STATE_DIRECTORY": "/var/lib/gantry-demo:/var/lib/other"}
+    assert settings.database_uri(environ) == "sqlite:////var/lib/gantry-demo/gantry-demo.sqlite3"
+    assert settings.database_uri({"DATABASE_URL": " "}) == "sqlite:///gantry-demo.sqlite3"
+
+
+def test_upgrade_creates_the_schema_in_the_state_directory(state_dir):
+    app = migrated_app()
+    assert (state_dir / settings.SQLITE_FILE).is_file()
+    assert app.test_client().get("/orders/").get_json() == {
+        "schema": "0001",
+        "count": 0,
+        "orders": [],
+    }
+
+
+def test_models_match_the_migrations(state_dir):
+    app = migrated_app()
+    with app.app_context():
+        # Alembic's check compares the models with the migrated database: a model change
+        # without its migration fails here rather than in a release phase.
+        flask_migrate.check()
+
+
+def test_check_fails_when_models_and_database_differ(state_dir):
+    app = migrated_app()
+    with app.app_context():
+        with app.extensions["migrate"].db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE orders"))
+        with pytest.raises(SystemExit):
+            flask_migrate.check()
+
+
+def test_downgrade_to_base_and_back(state_dir):
+    app = migrated_app()
+    with app.app_context():
+        flask_migrate.downgrade(revision="base")
+        assert "orders" not in sa.inspect(app.extensions["migrate"].db.engine).get_table_names()
+        flask_migrate.upgrade()
+    assert app.test_client().get("/orders/").get_json()["schema"] == "0001"
+
+
+def test_orders_are_stored_and_listed_newest_first(state_dir):
+    client = migrated_app().test_client()
+    first = client.post("/orders/", json={"sku": "ES-002", "quantity": 2})
+    assert first.status_code == 201
+    assert first.get_json()["order"]["sku"] == "ES-002"
+    client.post("/orders/", json={"sku": "CB-001"})
+    # Another app on the same database (another worker, another host) sees them.
+    listing = migrated_app().test_client().get("/orders/").get_json()
+    assert listing["count"] == 2
+    assert [(o["sku"], o["quantity"]) for o in listing["orders"]] == [("CB-001", 1), ("ES-002", 2)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sku": "NOPE"},
+        {"sku": {"not": "a string"}},
+        {"sku": "ES-002", "quantity": 0},
+        {"sku": "ES-002", "quantity": 100},
+        {"sku": "ES-002", "quantity": "2"},
+        {"sku": "ES-002", "quantity": True},
+        None,
+    ],
+)
+def test_bad_orders_are_refused_and_not_stored(state_dir, body):
+    client = migrated_app().test_client()
+    response = client.post("/orders/", json=body) if body is not None else client.post("/orders/")
+    assert response.status_code == 400
+    assert client.get("/orders/").get_json()["count"] == 0
+
+
+def test_pages_without_the_database_do_not_need_it(tmp_path):
+    # The health path and the home page answer before any migration ran.
+    os.environ["DATABASE_URL"] = f"sqlite:///{tmp_path / 'absent' / 'no.db'}"
+    client = gantry_demo.create_app({"TESTING": True}).test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_the_flask_command_runs_the_packaged_migrations(state_dir, tmp_path):
+    # What the release phase runs: FLASK_APP set, the working directory the release's.
+    env = {
+        **os.environ,
+        "FLASK_APP": "gantry_demo.wsgi",
+        "SECRET_KEY": "x",
+        "PYTHONPATH": str(DEMO_DIR),
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Running upgrade  -> 0001" in proc.stderr
+
+
+def test_the_wheel_carries_the_migrations(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path),
+            str(DEMO_DIR),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("gantry_demo-*.whl")
+    assert MIGRATION_FILES <= set(zipfile.ZipFile(wheel).namelist())
