@@ -30,10 +30,12 @@ def make_inventory(tmp_path, drop=()):
     main = yaml.safe_load((group_vars / "main.yml").read_text())
     for key in drop:
         main.pop(key)
-    # The demo's local S3 and Cloudflare stand-in: each case here turns on what it tests.
+    # The demo's local S3, Cloudflare stand-in and database: each case here turns on what
+    # it tests.
     demo_cloud = ("s3_static_", "cloudflare_cdn_", "gantry_local_")
     for key in [k for k in main if k.startswith(demo_cloud)]:
         main.pop(key)
+    main["app_env_secrets"].pop("DATABASE_URL")
     (group_vars / "main.yml").write_text(yaml.safe_dump(main))
     (inventory / "hosts.yml").write_text(
         yaml.safe_dump(
