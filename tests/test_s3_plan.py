@@ -286,3 +286,15 @@ def test_versioned_releases_share_a_version_and_retire_after_grace():
         releases, "r3", ["p/v2/a"], now=day % 5, versions=versions, **keep
     )
     assert [r["id"] for r in releases] == ["r3", "r2"] and set(versions) == {"v1", "v2"}
+
+
+def test_newest_version_is_the_last_recorded_release_s_while_listed():
+    manifest = g.empty_manifest()
+    assert g.newest_version(manifest) is None
+    manifest["versions"] = {"v1": {"keys": ["a"]}, "v2": {"keys": ["b"]}}
+    manifest["releases"] = [{"id": "r2", "version": "v2"}, {"id": "r1", "version": "v1"}]
+    assert g.newest_version(manifest) == "v2"
+    manifest["releases"][0] = {"id": "r2", "keys": ["b"]}
+    assert g.newest_version(manifest) is None
+    manifest["releases"][0] = {"id": "r2", "version": "v9"}
+    assert g.newest_version(manifest) is None

@@ -669,6 +669,23 @@ def test_versioned_rollback_to_a_kept_release_uploads_nothing(moto, s3, bucket, 
     assert (back["uploaded"], back["copied"], back["deleted"]) == (0, 0, 0)
 
 
+def test_versioned_older_known_version_is_still_checked(moto, s3, bucket, site, tmp_path):
+    # The newest release's version is listed while the files are hashed; a deploy of
+    # another known version must list that one instead.
+    args = module_args(
+        moto.endpoint, bucket, site["folders"], prefix="pfx", versioned=True, keep_releases=2
+    )
+    old = run_module(dict(args, release="r1"), tmp_path)["version"]
+    original = (site["root"] / "static/css/app.css").read_text()
+    (site["root"] / "static/css/app.css").write_text("body { color: #c00 }\n")
+    run_module(dict(args, release="r2"), tmp_path)
+    (site["root"] / "static/css/app.css").write_text(original)
+    s3.delete_object(Bucket=bucket, Key="pfx/%s/static/css/app.css" % old)
+    back = run_module(dict(args, release="r3"), tmp_path)
+    assert (back["version"], back["uploaded"], back["copied"], back["unchanged"]) == (old, 1, 0, 6)
+    assert body(s3, bucket, "pfx/%s/static/css/app.css" % old) == original.encode()
+
+
 def test_versioned_apps_sharing_a_bucket_keep_apart(moto, s3, bucket, site, tmp_path):
     shop = module_args(moto.endpoint, bucket, site["folders"], prefix="shop", versioned=True)
     blog = module_args(moto.endpoint, bucket, site["folders"], prefix="blog", versioned=True)

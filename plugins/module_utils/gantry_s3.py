@@ -481,6 +481,13 @@ def release_keys(entry, versions):
     return entry.get("keys", [])
 
 
+def newest_version(manifest):
+    """The asset version of the release recorded last, if the manifest still lists it."""
+    releases = manifest.get("releases") or []
+    version = releases[0].get("version") if releases else None
+    return version if version in (manifest.get("versions") or {}) else None
+
+
 def next_releases(releases, release, keys, keep, now=None, version=None, grace=0, versions=None):
     """Return the release list to record, and the asset versions it uses.
 

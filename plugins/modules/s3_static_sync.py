@@ -450,6 +450,7 @@ from ansible.module_utils.gantry_s3 import (
     headers_digest,
     is_immutable,
     join_key,
+    newest_version,
     next_releases,
     normalize_prefix,
     parse_manifest,
@@ -633,14 +634,24 @@ class Sync:
             raise S3SyncError("a static file would overwrite the manifest %s" % self.manifest_key)
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             manifest = self.read_manifest()
-            # Unversioned, listing goes first into the pool, which runs tasks in order,
-            # and hashing overlaps with it. Versioned, what to list depends on the
-            # version, which needs the hashes.
+            # Listing goes first into the pool, which runs tasks in order, and hashing
+            # overlaps with it. Versioned, what to list depends on the version, which
+            # needs the hashes: most deploys change code, not assets, so the newest
+            # release's version is listed meanwhile, and dropped if the hashes disagree.
             listing = []
+            guess = None
             if not p["versioned"]:
                 listing = self.submit_listing(
                     pool, self.list_roots(p["folders"]), [f.key for f in files]
                 )
+            else:
+                guess = newest_version(manifest)
+                if guess:
+                    listing = self.submit_listing(
+                        pool,
+                        [join_key(self.prefix, guess) + "/"],
+                        manifest["versions"][guess]["keys"],
+                    )
             # Batches: one future per small file cost more than hashing it.
             batches = [files[i : i + HASH_BATCH] for i in range(0, len(files), HASH_BATCH)]
             list(pool.map(hash_batch, batches))
@@ -667,12 +678,13 @@ class Sync:
                 # A version the manifest knows (a code-only deploy) needs only its own
                 # keys checked; a new one also needs the other versions' objects, the
                 # sources of its copies.
-                if version in manifest["versions"]:
-                    listing = self.submit_listing(
-                        pool, [join_key(self.prefix, version) + "/"], [f.key for f in files]
-                    )
-                else:
-                    listing = self.submit_listing(pool, [self.scope], sorted(manifest["objects"]))
+                if version != guess:
+                    if version in manifest["versions"]:
+                        roots = [join_key(self.prefix, version) + "/"]
+                        cuts = [f.key for f in files]
+                    else:
+                        roots, cuts = [self.scope], sorted(manifest["objects"])
+                    listing = self.submit_listing(pool, roots, cuts)
             release = release or version or derive_release(files)
             seen = {}
             for fut in listing:
