@@ -2,6 +2,7 @@
 that ship in the package and that the deploy's release phase runs (`flask db upgrade`)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -184,3 +185,31 @@ def test_the_wheel_carries_the_migrations(tmp_path):
     )
     (wheel,) = tmp_path.glob("gantry_demo-*.whl")
     assert MIGRATION_FILES <= set(zipfile.ZipFile(wheel).namelist())
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "ValueError"])
+def test_a_failed_migration_says_why(state_dir, tmp_path, error):
+    # Flask-Migrate reports a RuntimeError through its own logger, other errors as a
+    # traceback: the release phase's failure message shows either.
+    app_dir = tmp_path / "app"
+    shutil.copytree(DEMO_DIR / "gantry_demo", app_dir / "gantry_demo")
+    (app_dir / "gantry_demo/migrations/versions/0002_fails.py").write_text(
+        f'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f'def upgrade():\n    raise {error}("cannot migrate")\n'
+    )
+    env = {
+        **os.environ,
+        "FLASK_APP": "gantry_demo.wsgi",
+        "SECRET_KEY": "x",
+        "PYTHONPATH": str(app_dir),
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "cannot migrate" in proc.stderr and "Running upgrade 0001 -> 0002" in proc.stderr

@@ -9,8 +9,10 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+# Loggers made before this (Flask-Migrate's, which reports a failed command) must keep
+# working, or the release phase's output would not say why the migration failed.
 if context.config.config_file_name:
-    fileConfig(context.config.config_file_name)
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 migrate = current_app.extensions["migrate"]
 
