@@ -147,22 +147,27 @@ def test_pages_without_the_database_do_not_need_it(tmp_path):
     assert client.get("/").status_code == 200
 
 
-def test_the_flask_command_runs_the_packaged_migrations(state_dir, tmp_path):
-    # What the release phase runs: FLASK_APP set, the working directory the release's.
+def flask_db_upgrade(app_path, cwd):
+    """``flask db upgrade`` as the release phase runs it: FLASK_APP set, the working
+    directory the release's, the app importable from ``app_path``."""
     env = {
         **os.environ,
         "FLASK_APP": "gantry_demo.wsgi",
         "SECRET_KEY": "x",
-        "PYTHONPATH": str(DEMO_DIR),
+        "PYTHONPATH": str(app_path),
     }
-    proc = subprocess.run(
+    return subprocess.run(
         [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_the_flask_command_runs_the_packaged_migrations(state_dir, tmp_path):
+    proc = flask_db_upgrade(DEMO_DIR, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Running upgrade  -> 0001" in proc.stderr
 
@@ -197,19 +202,6 @@ def test_a_failed_migration_says_why(state_dir, tmp_path, error):
         f'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
         f'def upgrade():\n    raise {error}("cannot migrate")\n'
     )
-    env = {
-        **os.environ,
-        "FLASK_APP": "gantry_demo.wsgi",
-        "SECRET_KEY": "x",
-        "PYTHONPATH": str(app_dir),
-    }
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = flask_db_upgrade(app_dir, tmp_path)
     assert proc.returncode == 1
     assert "cannot migrate" in proc.stderr and "Running upgrade 0001 -> 0002" in proc.stderr
