@@ -3,11 +3,12 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
+COLLECTION_LINK := .collections/ansible_collections/gantry/deploy
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 
-.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve bench-deploy
+.PHONY: demo demo-down test lint unit molecule deps host-packages engine images bench-s3 bench-serve bench-deploy sanity collection
 
 ## demo: two local Debian hosts (containers with systemd), the sample app deployed on both,
 ## its database on the first, its assets in a local S3 and its cache rules in a local
@@ -24,6 +25,8 @@ demo: deps images
 	@echo "Its assets, in the local S3 (moto): http://127.0.0.1:18091/gantry-demo"
 	@echo "The cache rules, zone settings and purges the Cloudflare stand-in holds: http://127.0.0.1:18092/_standin/state"
 	@echo "Orders in the database both hosts share (PostgreSQL on gantry-local-1, migrated by the release phase): https://127.0.0.1:18081/orders/"
+	@echo "The worker fulfils them (docker exec gantry-local-1 journalctl -u 'gantry-demo_worker@*'); the report timer logs every 20 s (-u 'gantry-demo_report@*')"
+	@echo "The hottest functions of sampled requests: ansible-playbook -i inventories/local playbooks/profile.yml"
 	@echo "What the deploy did: .gantry/last-deploy.json"
 	@echo "Remove the demo hosts, the local S3 and the stand-in with: make demo-down"
 
@@ -31,8 +34,8 @@ demo-down: deps
 	ansible-playbook playbooks/local_hosts_down.yml
 	ansible-playbook playbooks/local_services.yml -e local_services_state=stopped
 
-## test: lint, unit tests, then molecule scenarios on Debian 12 and 13
-test: lint unit molecule
+## test: lint, ansible-test sanity, unit tests, then molecule scenarios on Debian 12 and 13
+test: lint sanity unit molecule
 
 lint: deps
 	yamllint -s .
@@ -42,8 +45,9 @@ lint: deps
 unit: deps
 	pytest -q -n auto tests
 
+# The log stays in .gantry/molecule.log; a failure is summed up at the end of the output.
 molecule: deps images
-	molecule test --all
+	tools/failure-digest.sh .gantry/molecule.log molecule test --all
 
 bench-s3: deps
 	python bench/s3/run.py
@@ -56,7 +60,22 @@ bench-serve: deps
 bench-deploy: deps images
 	python bench/deploy/run.py
 
-deps: $(VENV)/.installed host-packages
+deps: $(VENV)/.installed host-packages $(COLLECTION_LINK)
+
+# This checkout as the collection gantry.deploy (ansible.cfg's collections_path): every
+# playbook names our roles and plugins by FQCN, as a project using the installed
+# collection does.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+## sanity: ansible-test sanity on the collection as it ships (tools/sanity.sh)
+sanity: deps
+	tools/sanity.sh
+
+## collection: gantry-deploy-<version>.tar.gz, for `ansible-galaxy collection install`
+collection: deps
+	ansible-galaxy collection build --force .
 
 $(VENV)/.installed: requirements.txt examples/flask_demo/requirements.txt
 	python3 -m venv $(VENV)

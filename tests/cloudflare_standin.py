@@ -442,12 +442,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load_module(name):
-    """Import plugins/modules/<name>.py with our module_utils importable as Ansible does."""
-    import ansible.module_utils
-
-    module_utils = str(REPO / "plugins" / "module_utils")
-    if module_utils not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(module_utils)
+    """Import plugins/modules/<name>.py; tests/conftest.py makes our module_utils
+    importable, as the collection's."""
     spec = importlib.util.spec_from_file_location(f"gantry_test_{name}",
                                                   REPO / "plugins" / "modules" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -1,6 +1,7 @@
 """Run Gantry's modules from the tests the way Ansible runs them on a host, with
-plugins/module_utils importable as ansible.module_utils (AnsiballZ ships those files with
-the module; here they are added to the package's path instead)."""
+plugins/module_utils importable as ansible_collections.gantry.deploy.plugins.module_utils
+(AnsiballZ ships those files with the module; here tests/conftest.py puts this checkout,
+linked as the collection, on the import path)."""
 
 import contextlib
 import importlib.util
@@ -9,20 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-import ansible.module_utils
-
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "plugins" / "modules"
-MODULE_UTILS = str(ROOT / "plugins" / "module_utils")
-
-if MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(MODULE_UTILS)
+COLLECTIONS = str(ROOT / ".collections")
 
 # A process of its own imports nothing from this one: it adds the path itself, then runs
 # the module file as __main__.
 RUNNER = (
-    "import sys, runpy, ansible.module_utils as mu;"
-    "mu.__path__.append(sys.argv.pop(1));"
+    "import sys, runpy;"
+    "sys.path.insert(0, sys.argv.pop(1));"
     "runpy.run_path(sys.argv.pop(1), run_name='__main__')"
 )
 
@@ -50,5 +46,5 @@ def run_module(name, args, check_mode=False, diff=True):
 
 def module_command(name, args_file):
     """The command running the module in a process of its own on an arguments file."""
-    return [sys.executable, "-c", RUNNER, MODULE_UTILS, str(MODULES / f"{name}.py"),
+    return [sys.executable, "-c", RUNNER, COLLECTIONS, str(MODULES / f"{name}.py"),
             str(args_file)]

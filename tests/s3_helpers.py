@@ -19,7 +19,8 @@ from botocore.config import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.path.join(REPO, "plugins", "modules", "s3_static_sync.py")
-MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
+# This checkout as the collection gantry.deploy (tests/conftest.py links it).
+COLLECTIONS = os.path.join(REPO, ".collections")
 ROLE = os.path.join(REPO, "roles", "s3_static")
 FOLDERS_SCRIPT = os.path.join(ROLE, "files", "flask_static_folders.py")
 PYTHON = sys.executable
@@ -29,8 +30,8 @@ SECRET = "testing-secret"
 
 # Runs the module file as __main__ with our module_utils importable, like AnsiballZ.
 RUNNER = (
-    "import sys, runpy, ansible.module_utils as mu;"
-    "mu.__path__.append(sys.argv.pop(1));"
+    "import sys, runpy;"
+    "sys.path.insert(0, sys.argv.pop(1));"
     "runpy.run_path(sys.argv.pop(1), run_name='__main__')"
 )
 
@@ -215,7 +216,7 @@ def start_module(args, tmp_path, check=False, diff=False):
     argfile = tmp_path / ("args-%s.json" % uuid.uuid4().hex[:8])
     argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
     proc = subprocess.Popen(
-        [PYTHON, "-c", RUNNER, MODULE_UTILS, MODULE, str(argfile)],
+        [PYTHON, "-c", RUNNER, COLLECTIONS, MODULE, str(argfile)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=clean_env(),

@@ -1,5 +1,5 @@
 """The failure message of flask_release's pre-switch check: the cause and an excerpt of
-the app's start-up output, with the secrets masked (roles/flask_release/filter_plugins)."""
+the app's start-up output, with the secrets masked (plugins/filter/gantry_check_output.py)."""
 
 import importlib.util
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PLUGINS = ROOT / "roles/flask_release/filter_plugins"
+PLUGINS = ROOT / "plugins" / "filter"
 
-spec = importlib.util.spec_from_file_location("check_output", PLUGINS / "check_output.py")
+spec = importlib.util.spec_from_file_location("check_output", PLUGINS / "gantry_check_output.py")
 check_output = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_output)
 
@@ -103,10 +103,10 @@ def test_the_filters_work_in_ansible(tmp_path):
         "vars": {"app_env_secrets": {"SECRET_KEY": SECRET_KEY, "DATABASE_URL": DSN, "DEBUG": "1"},
                  "output": TRACEBACK},
         "tasks": [{"ansible.builtin.debug": {
-            "msg": "{{ output | gantry_failure_summary(app_env_secrets.values() | list) }}"}}],
+            "msg": "{{ output | gantry.deploy.gantry_failure_summary("
+                   "app_env_secrets.values() | list) }}"}}],
     }]))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_FILTER_PLUGINS=str(PLUGINS))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json")
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)

@@ -16,7 +16,7 @@ PLAYBOOK = """\
   tasks:
     - name: Configure the CDN
       ansible.builtin.include_role:
-        name: cloudflare_cdn
+        name: gantry.deploy.cloudflare_cdn
     - name: Show the published fact
       ansible.builtin.debug:
         var: cloudflare_cdn_purged_urls

@@ -3,6 +3,7 @@ that ship in the package and that the deploy's release phase runs (`flask db upg
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -24,7 +25,10 @@ MIGRATION_FILES = {
     "gantry_demo/migrations/env.py",
     "gantry_demo/migrations/script.py.mako",
     "gantry_demo/migrations/versions/0001_orders.py",
+    "gantry_demo/migrations/versions/0002_order_fulfilment.py",
 }
+# The newest migration: what a migrated database reports as its schema.
+HEAD = "0002"
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +80,7 @@ def test_upgrade_creates_the_schema_in_the_state_directory(state_dir):
     app = migrated_app()
     assert (state_dir / settings.SQLITE_FILE).is_file()
     assert app.test_client().get("/orders/").get_json() == {
-        "schema": "0001",
+        "schema": HEAD,
         "count": 0,
         "orders": [],
     }
@@ -105,7 +109,7 @@ def test_downgrade_to_base_and_back(state_dir):
         flask_migrate.downgrade(revision="base")
         assert "orders" not in sa.inspect(app.extensions["migrate"].db.engine).get_table_names()
         flask_migrate.upgrade()
-    assert app.test_client().get("/orders/").get_json()["schema"] == "0001"
+    assert app.test_client().get("/orders/").get_json()["schema"] == HEAD
 
 
 def test_orders_are_stored_and_listed_newest_first(state_dir):
@@ -147,19 +151,22 @@ def test_pages_without_the_database_do_not_need_it(tmp_path):
     assert client.get("/").status_code == 200
 
 
+def flask_environ(app_path):
+    """The environment a release phase or a process unit gives the ``flask`` command."""
+    environ = {"FLASK_APP": "gantry_demo.wsgi", "SECRET_KEY": "x", "PYTHONPATH": str(app_path)}
+    return {**os.environ, **environ}
+
+
+FLASK = str(Path(sys.executable).parent / "flask")
+
+
 def flask_db_upgrade(app_path, cwd):
     """``flask db upgrade`` as the release phase runs it: FLASK_APP set, the working
     directory the release's, the app importable from ``app_path``."""
-    env = {
-        **os.environ,
-        "FLASK_APP": "gantry_demo.wsgi",
-        "SECRET_KEY": "x",
-        "PYTHONPATH": str(app_path),
-    }
     return subprocess.run(
-        [str(Path(sys.executable).parent / "flask"), "db", "upgrade"],
+        [FLASK, "db", "upgrade"],
         cwd=cwd,
-        env=env,
+        env=flask_environ(app_path),
         capture_output=True,
         text=True,
         check=False,
@@ -170,6 +177,7 @@ def test_the_flask_command_runs_the_packaged_migrations(state_dir, tmp_path):
     proc = flask_db_upgrade(DEMO_DIR, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Running upgrade  -> 0001" in proc.stderr
+    assert f"Running upgrade 0001 -> {HEAD}" in proc.stderr
 
 
 def test_the_wheel_carries_the_migrations(tmp_path):
@@ -198,10 +206,58 @@ def test_a_failed_migration_says_why(state_dir, tmp_path, error):
     # traceback: the release phase's failure message shows either.
     app_dir = tmp_path / "app"
     shutil.copytree(DEMO_DIR / "gantry_demo", app_dir / "gantry_demo")
-    (app_dir / "gantry_demo/migrations/versions/0002_fails.py").write_text(
-        f'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+    (app_dir / "gantry_demo/migrations/versions/9999_fails.py").write_text(
+        f'revision = "9999"\ndown_revision = "{HEAD}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
         f'def upgrade():\n    raise {error}("cannot migrate")\n'
     )
     proc = flask_db_upgrade(app_dir, tmp_path)
     assert proc.returncode == 1
-    assert "cannot migrate" in proc.stderr and "Running upgrade 0001 -> 0002" in proc.stderr
+    assert "cannot migrate" in proc.stderr and f"Running upgrade {HEAD} -> 9999" in proc.stderr
+
+
+def test_the_worker_fulfils_waiting_orders_once_each(state_dir):
+    app = migrated_app()
+    client = app.test_client()
+    for sku in ("ES-002", "CB-001", "ES-002"):
+        client.post("/orders/", json={"sku": sku})
+    with app.app_context():
+        assert gantry_demo.orders.fulfil_waiting("host-a", limit=2) == [1, 2]
+        assert gantry_demo.orders.fulfil_waiting("host-b") == [3]
+        assert gantry_demo.orders.fulfil_waiting("host-b") == []
+    listed = {o["id"]: o for o in client.get("/orders/").get_json()["orders"]}
+    assert [listed[i]["fulfilled_by"] for i in (1, 2, 3)] == ["host-a", "host-a", "host-b"]
+    assert all(listed[i]["fulfilled_at"] for i in (1, 2, 3))
+
+
+def test_the_report_counts_what_waits(state_dir):
+    app = migrated_app()
+    app.test_client().post("/orders/", json={"sku": "ES-002"})
+    app.test_client().post("/orders/", json={"sku": "CB-001"})
+    with app.app_context():
+        gantry_demo.orders.fulfil_waiting("host-a", limit=1)
+    result = app.test_cli_runner().invoke(args=["orders", "report"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("orders: 2, waiting: 1, oldest waiting ")
+
+
+def test_the_worker_process_finishes_its_batch_on_sigterm(state_dir, tmp_path):
+    # As systemd stops it: SIGTERM, then the worker exits 0 on its own.
+    app = migrated_app()
+    app.test_client().post("/orders/", json={"sku": "ES-002"})
+    worker = subprocess.Popen(
+        [FLASK, "orders", "work", "--interval", "0.2"],
+        cwd=tmp_path,
+        env=flask_environ(DEMO_DIR),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "fulfilling orders" in worker.stdout.readline()
+        assert worker.stdout.readline().strip() == "fulfilled order 1"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+    finally:
+        worker.kill()
+    assert worker.stdout.read().strip() == "worker stopped"

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 S3_ON = {"s3_static_enabled": True, "s3_static_bucket": "assets-bucket"}
 CDN_ON = {"cloudflare_cdn_enabled": True, "cloudflare_cdn_zone_name": "example.com"}
+HOURLY_REPORT = {"command": "flask orders report", "on_calendar": "hourly"}
 
 
 def make_inventory(tmp_path, drop=()):
@@ -92,7 +93,7 @@ def test_gunicorn_entry_points_pass_validation(tmp_path, entry_point):
     proc = run_playbook(make_inventory(tmp_path), "playbooks/validate.yml",
                         extra=[{"gantry_wsgi_app": entry_point}])
     output = proc.stdout + proc.stderr
-    assert "TASK [gunicorn : Check the gunicorn settings]" in output, output
+    assert "TASK [gantry.deploy.gunicorn : Check the gunicorn settings]" in output, output
     assert "PLAY [Check each host can take the app]" in output, output
     before_probe = output.split("PLAY [Check each host can take the app]")[0]
     assert "fatal" not in before_probe and "failed:" not in before_probe, output
@@ -115,7 +116,7 @@ def test_booleans_and_numbers_from_the_command_line_are_read_as_such(tmp_path):
     output = proc.stdout + proc.stderr
     assert "Conditional result" not in output, output
     assert "PLAY [Check each host can take the app]" in output, output
-    assert "TASK [s3_static : Check the asset inputs]" in output, output
+    assert "TASK [gantry.deploy.s3_static : Check the asset inputs]" in output, output
 
 
 # (extra vars, fragments the output must hold). Think like a user who mistypes.
@@ -251,6 +252,73 @@ BAD_INPUTS = {
     "cdn-static-prefix-relative": (
         [CDN_ON | {"cloudflare_cdn_static_prefix": "static/"}],
         ["cloudflare_cdn_static_prefix is", "static/"],
+    ),
+    "processes-not-a-dict": (
+        [{"gantry_processes": ["flask orders work"]}],
+        ["gantry_processes", "dict"],
+    ),
+    "process-name-with-underscore": (
+        [{"gantry_processes": {"queue_worker": "flask orders work"}}],
+        ["\n- app_processes_services.queue_worker is", "names a unit"],
+    ),
+    "process-empty-command": (
+        [{"gantry_processes": {"worker": {"command": " "}}}],
+        ["app_processes_services.worker.command is", "command line"],
+    ),
+    "process-command-on-two-lines": (
+        [{"gantry_processes": {"worker": "flask orders work\nrm -rf /"}}],
+        ["app_processes_services.worker.command is", "a command line"],
+    ),
+    "process-as-a-list": (
+        [{"gantry_processes": {"worker": ["flask", "orders", "work"]}}],
+        ["app_processes_services.worker is", "a command, or a dict of command"],
+    ),
+    "process-unknown-key": (
+        [{"gantry_processes": {"worker": {"command": "x", "stop_timeout_s": 5}}}],
+        ["app_processes_services.worker is", "stop_timeout_s", "a dict of command, stop_timeout"],
+    ),
+    "process-stop-timeout-zero": (
+        [{"gantry_processes": {"worker": {"command": "x", "stop_timeout": 0}}}],
+        ["app_processes_services.worker.stop_timeout is", "1 to 86400"],
+    ),
+    "timer-without-schedule": (
+        [{"gantry_timers": {"report": {"command": "flask orders report"}}}],
+        ["app_processes_timers.report.on_calendar is", "OnCalendar"],
+    ),
+    "timer-as-command": (
+        [{"gantry_timers": {"report": "flask orders report"}}],
+        ["app_processes_timers.report is", "a dict of command, on_calendar"],
+    ),
+    "timer-hosts-unknown": (
+        [{"gantry_timers": {"report": HOURLY_REPORT | {"hosts": "first"}}}],
+        ["app_processes_timers.report.hosts is", '"first"', "(the first host of app_servers)"],
+    ),
+    "profiling-rate-over-one": (
+        ["gunicorn_profiling_rate=2"],
+        ["gunicorn_profiling_rate is", "from 0 (off) to 1"],
+    ),
+    "profiling-dir-not-writable": (
+        ["gunicorn_profiling_rate=0.1", "gunicorn_profiling_dir=/tmp/profiles"],
+        ["gunicorn_profiling_dir is", "/tmp/profiles", "/var/lib/gantry-demo"],
+    ),
+    "profiling-dir-outside-by-prefix": (
+        ["gunicorn_profiling_dir=/var/lib/gantry-demo-other/p"],
+        ["gunicorn_profiling_dir is", "the service can write nowhere else"],
+    ),
+    # The local inventory turns the toolbar on: any other environment refuses it.
+    "debug-toolbar-outside-local": (
+        ["gantry_environment=staging"],
+        ["flask_app_debug_toolbar is true", "unless gantry_environment is local (it is staging)",
+         "follows gantry_debug_toolbar"],
+    ),
+    "gunicorn-debug-toolbar-outside-local": (
+        ["gantry_environment=production", "gantry_debug_toolbar=false",
+         "gunicorn_debug_toolbar=true"],
+        ["gunicorn_debug_toolbar is true", "(it is production)"],
+    ),
+    "process-and-timer-share-a-name": (
+        [{"gantry_processes": {"report": "x"}, "gantry_timers": {"report": HOURLY_REPORT}}],
+        ["app_processes_services and app_processes_timers is", '"report"', "share a unit"],
     ),
 }
 

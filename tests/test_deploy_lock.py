@@ -17,8 +17,13 @@ import pytest
 from gantry_modules import load_module, module_command, run_module
 
 T0 = "2026-11-26T04:12:00Z"
-ALICE = {"holder": "alice@laptop run 20261126T0412", "message": "release freeze for the sale"}
-BOB = {"holder": "bob@ci run 20261126T0500", "message": "nightly"}
+ALICE = {"holder": "alice@laptop run 20261126T0412", "reason": "release freeze for the sale"}
+BOB = {"holder": "bob@ci run 20261126T0500", "reason": "nightly"}
+
+
+def as_lock(taker):
+    """What the lock file holds for the module arguments of who took it."""
+    return {"holder": taker["holder"], "message": taker["reason"]}
 
 
 @pytest.fixture
@@ -75,7 +80,8 @@ def test_take_creates_the_lock_with_holder_times_and_token(lock):
         os.umask(old_umask)
     assert out["changed"] is True and out["broken"] is None and out["expired"] is False
     assert out["lock"] == content(lock.path) == {
-        **ALICE, "started": T0, "expires": "2026-11-26T04:22:00Z", "token": out["token"]}
+        **as_lock(ALICE), "started": T0, "expires": "2026-11-26T04:22:00Z",
+        "token": out["token"]}
     assert len(out["token"]) == 32
     assert stat.S_IMODE(lock.path.stat().st_mode) == 0o644
     assert out["diff"]["before"] == "" and out["token"] in out["diff"]["after"]
@@ -150,7 +156,7 @@ def test_concurrent_takes_let_exactly_one_run_in(tmp_path):
     for n in range(6):
         args = tmp_path / f"args{n}.json"
         args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
-            "path": str(path), "action": "take", "holder": f"run{n}", "message": "race"}}))
+            "path": str(path), "action": "take", "holder": f"run{n}", "reason": "race"}}))
         procs.append(subprocess.Popen(module_command("deploy_lock", args),
                                       stdout=subprocess.PIPE, text=True))
     results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
@@ -167,7 +173,7 @@ def test_a_lock_created_after_the_look_still_stops_the_take(tmp_path):
     # not flock the directory (a shell, another tool): only O_EXCL stops this run.
     module = load_module("deploy_lock")
     path = tmp_path / "deploy.lock"
-    path.write_text(json.dumps({**BOB, "started": T0, "expires": "2026-11-26T05:00:00Z",
+    path.write_text(json.dumps({**as_lock(BOB), "started": T0, "expires": "2026-11-26T05:00:00Z",
                                 "token": "bobs"}))
     real = module.read_lock
     looks = []

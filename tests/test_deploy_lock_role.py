@@ -32,7 +32,8 @@ def deploy_like(tmp_path, hosts="a,b,c", fail_on="", serial=2, *args, **extra):
         "tasks": [{
             "name": "Deploy, holding the lock",
             "block": [
-                {"name": "Take", "ansible.builtin.import_role": {"name": "deploy_lock"}},
+                {"name": "Take",
+                 "ansible.builtin.import_role": {"name": "gantry.deploy.deploy_lock"}},
                 {"name": "Fail here", "ansible.builtin.fail": {"msg": "gate failed"},
                  "when": "inventory_hostname in fail_on.split(',')"},
                 {"name": "Deployed", "ansible.builtin.copy": {
@@ -42,7 +43,7 @@ def deploy_like(tmp_path, hosts="a,b,c", fail_on="", serial=2, *args, **extra):
             ],
             "always": [
                 {"name": "Release", "ansible.builtin.import_role": {
-                    "name": "deploy_lock", "tasks_from": "release"}},
+                    "name": "gantry.deploy.deploy_lock", "tasks_from": "release"}},
                 {"name": "Stop", "ansible.builtin.fail": {"msg": "deploy failed"},
                  "when": "not __finished | default(false)"},
             ],

@@ -61,7 +61,7 @@ def run_module(tmp_path, args, check=False):
     play = tmp_path / "play.yml"
     play.write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"env_file": args, "register": "result", "no_log": False},
+        "tasks": [{"gantry.deploy.env_file": args, "register": "result", "no_log": False},
                   {"ansible.builtin.debug": {"var": "result"}}],
     }]))
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
@@ -179,7 +179,7 @@ def run_yaml_play(tmp_path, path, mode_yaml):
 - hosts: localhost
   gather_facts: false
   tasks:
-    - env_file:
+    - gantry.deploy.env_file:
         path: {path}
         env: {{SECRET_KEY: s3cr3t-value}}
         owner: {os.environ.get("USER") or "root"}
@@ -250,7 +250,7 @@ def test_a_pattern_that_is_not_a_regular_expression_fails(tmp_path):
     play = tmp_path / "play.yml"
     play.write_text(json.dumps([{
         "hosts": "localhost", "gather_facts": False,
-        "tasks": [{"env_file": {"path": str(path), "env": {"A": "1"},
+        "tasks": [{"gantry.deploy.env_file": {"path": str(path), "env": {"A": "1"},
                                 "keep_keys_matching": "^FLASKS3_("}}],
     }]))
     cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),

@@ -15,7 +15,8 @@ MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py"))
 @pytest.mark.parametrize("name", MODULES)
 def test_ansible_doc_renders(name):
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", "module", name],
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", "module",
+         f"gantry.deploy.{name}"],
         cwd=REPO,
         env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")),
         capture_output=True,
@@ -23,5 +24,5 @@ def test_ansible_doc_renders(name):
         timeout=120,
     )
     assert proc.returncode == 0 and "[ERROR]" not in proc.stderr, proc.stderr
-    doc = json.loads(proc.stdout)[name]
+    doc = json.loads(proc.stdout)[f"gantry.deploy.{name}"]
     assert doc["doc"]["options"] and doc["examples"].strip() and doc["return"], name

@@ -48,7 +48,7 @@ def validate(tmp_path, **extra):
         "hosts": "localhost",
         "connection": "local",
         "gather_facts": False,
-        "tasks": [{"ansible.builtin.include_role": {"name": "nginx_edge",
+        "tasks": [{"ansible.builtin.include_role": {"name": "gantry.deploy.nginx_edge",
                                                     "tasks_from": "validate"}}],
     }]
     return run_play(tmp_path, play, GOOD | extra)
@@ -428,11 +428,11 @@ def test_maintenance_refuses_anything_but_on_or_off(tmp_path, value):
 
 
 def test_module_documentation_parses():
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROOT / "plugins" / "modules"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(BIN / "ansible-doc"), "--json", "cloudflare_ips"],
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(BIN / "ansible-doc"), "--json", "gantry.deploy.cloudflare_ips"],
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)["cloudflare_ips"]
+    doc = json.loads(proc.stdout)["gantry.deploy.cloudflare_ips"]
     assert set(doc["doc"]["options"]) == {"base_url", "fallback", "fetch", "timeout"}
     assert "ranges" in doc["return"] and doc["examples"].strip()
 
@@ -486,7 +486,8 @@ def switch(tmp_path, sockets, *args, **extra):
         "connection": "local",
         "gather_facts": False,
         "tasks": [
-            {"ansible.builtin.include_role": {"name": "nginx_edge", "tasks_from": "upstream"}},
+            {"ansible.builtin.include_role": {"name": "gantry.deploy.nginx_edge",
+                                              "tasks_from": "upstream"}},
             {"name": "Keep the facts", "delegate_to": "localhost", "ansible.builtin.copy": {
                 "content": "{{ {'offset': nginx_edge_upstream_log_offset,"
                            " 'log': nginx_edge_access_log,"

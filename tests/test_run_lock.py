@@ -94,7 +94,8 @@ def test_a_batch_that_ends_the_run_gives_back_every_host_lock(tmp_path):
              "when": "inventory_hostname == 'a'", "ignore_errors": True,
              "register": "gate"},
             {"name": "Give back the run's lock everywhere", "ansible.builtin.include_role": {
-                "name": "deploy_lock", "tasks_from": "release_run"}, "when": "gate is failed"},
+                "name": "gantry.deploy.deploy_lock", "tasks_from": "release_run"},
+             "when": "gate is failed"},
             {"name": "Stop", "ansible.builtin.fail": {"msg": "deploy failed"},
              "when": "gate is failed"}]}
     rc, out = run(tmp_path, [failing_batch])

@@ -8,13 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import ansible.module_utils  # noqa: E402
-from s3_helpers import MODULE_UTILS, write_tree  # noqa: E402
-
-if MODULE_UTILS not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(MODULE_UTILS)
-
-from ansible.module_utils import gantry_s3 as g  # noqa: E402
+from ansible_collections.gantry.deploy.plugins.module_utils import gantry_s3 as g  # noqa: E402
+from s3_helpers import write_tree  # noqa: E402
 
 
 def policy(rules=(), scoped=False):

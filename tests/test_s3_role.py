@@ -22,7 +22,7 @@ PLAYBOOK = """
   tasks:
     - name: Run the role
       ansible.builtin.include_role:
-        name: s3_static
+        name: gantry.deploy.s3_static
     - name: Show the facts
       ansible.builtin.debug:
         msg:
@@ -75,7 +75,8 @@ def play(tmp_path, extra_vars, check=False):
     tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
     by_name = {}
     for task in tasks:
-        by_name.setdefault(task["task"]["name"].removeprefix("s3_static : "), task["hosts"])
+        by_name.setdefault(task["task"]["name"].removeprefix("gantry.deploy.s3_static : "),
+                           task["hosts"])
     return by_name
 
 

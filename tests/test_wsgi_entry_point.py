@@ -174,8 +174,9 @@ def test_jinja_test_and_filter_agree_with_the_shared_code(tmp_path):
         "tasks": [{
             "name": "Show",
             "ansible.builtin.debug": {"msg": {
-                "accepted": "{{ values | select('gantry_wsgi_entry_point') | list }}",
-                "errors": "{{ values | map('gantry_wsgi_entry_point_error') | list }}",
+                "accepted": "{{ values | select('gantry.deploy.gantry_wsgi_entry_point') | list }}",
+                "errors": "{{ values | map('gantry.deploy.gantry_wsgi_entry_point_error')"
+                          " | list }}",
             }},
         }],
     }]

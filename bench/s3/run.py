@@ -241,7 +241,7 @@ class Bench:
         if tool in ("s3_static_sync", "versioned"):
             task = {
                 "name": "ours",
-                "s3_static_sync": {
+                "gantry.deploy.s3_static_sync": {
                     "bucket": bucket,
                     "endpoint_url": self.endpoint,
                     "region": "us-east-1",
@@ -251,7 +251,7 @@ class Bench:
                 },
             }
             if self.workers:
-                task["s3_static_sync"]["workers"] = self.workers
+                task["gantry.deploy.s3_static_sync"]["workers"] = self.workers
             wall, task_s, result = self.run_playbook(self.playbook("ours", task))
             return wall, task_s, result.get("seconds")
         if tool == "s3_sync":

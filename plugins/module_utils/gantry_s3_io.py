@@ -35,7 +35,7 @@ try:
 except ImportError:
     HAS_BROTLI = False
 
-from ansible.module_utils.gantry_s3 import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_s3 import (
     MAX_COMPRESS_RATIO,
     MIN_COMPRESS_SIZE,
     SHA_METADATA_KEY,

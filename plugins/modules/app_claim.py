@@ -17,7 +17,7 @@ description:
     process the app does not own.
   - Read-only unless O(claim=true); then the marker is written (only when every check passed).
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   name:
     description: App name; also the name of the marker.

@@ -21,7 +21,7 @@ description:
   - V(check) never changes anything. V(record) replaces the file in one step (a reader sees
     the old record or the new one), and changes nothing when the record would stay the same.
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -120,7 +120,7 @@ import stat
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.gantry_files import replace_file
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_files import replace_file
 
 MISSING = "missing"
 

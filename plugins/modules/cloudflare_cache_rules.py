@@ -22,7 +22,7 @@ description:
     yet; any other read error aborts before anything is written.
   - Managed rules the play no longer declares are removed.
 version_added: "1.0.0"
-author: Gantry contributors
+author: Gantry contributors (!UNKNOWN)
 requirements:
   - cloudflare >= 4.3 (the official Cloudflare Python SDK)
 options:
@@ -107,8 +107,8 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - gantry_cloudflare
-  - gantry_cloudflare.check_and_diff
+  - gantry.deploy.gantry_cloudflare
+  - gantry.deploy.gantry_cloudflare.check_and_diff
 notes:
   - The token needs C(Zone > Cache Rules > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).
@@ -191,7 +191,7 @@ foreign_rules:
 import copy
 import json
 
-from ansible.module_utils.gantry_cloudflare import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_cloudflare import (
     CloudflareAPIError,
     run_cloudflare_module,
 )
@@ -406,7 +406,7 @@ def main():
         cache=dict(type="bool"),
         edge_ttl=dict(type="raw"),
         browser_ttl=dict(type="raw"),
-        cache_key=dict(type="dict"),
+        cache_key=dict(type="dict", no_log=False),
         serve_stale=dict(type="dict"),
         respect_strong_etags=dict(type="bool"),
         origin_error_page_passthru=dict(type="bool"),

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 ---
 module: cloudflare_ips
@@ -41,7 +37,7 @@ options:
     description: Seconds for the request (the SDK retries twice within it).
     type: int
     default: 10
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -68,6 +64,10 @@ etag:
   returned: when source is api
   type: str
 """
+
+import ipaddress
+
+from ansible.module_utils.basic import AnsibleModule
 
 # Cloudflare's widest published ranges are a /12 and an IPv6 /29; anything far wider is
 # a misconfigured stand-in or a tampered answer, and would trust much of the internet.

@@ -15,7 +15,7 @@ description:
     per call, as the API requires.
   - Reports C(changed) only when it purged something; empty lists make no API call.
 version_added: "1.0.0"
-author: Gantry contributors
+author: Gantry contributors (!UNKNOWN)
 requirements:
   - cloudflare >= 4.3 (the official Cloudflare Python SDK)
 options:
@@ -47,8 +47,8 @@ options:
     type: int
     default: 30
 extends_documentation_fragment:
-  - gantry_cloudflare
-  - gantry_cloudflare.check_no_diff
+  - gantry.deploy.gantry_cloudflare
+  - gantry.deploy.gantry_cloudflare.check_no_diff
 notes:
   - The token needs C(Zone > Cache Purge > Purge) on the zone.
   - Purge has its own per-plan rate limit (a few requests per second or minute), whose
@@ -108,7 +108,7 @@ requests:
 
 from urllib.parse import urlsplit
 
-from ansible.module_utils.gantry_cloudflare import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_cloudflare import (
     CloudflareAPIError,
     run_cloudflare_module,
 )

@@ -17,7 +17,7 @@ description:
   - If a write fails part-way, the settings already changed are put back to their previous
     values, so a failed run leaves the zone as it found it whenever the API allows.
 version_added: "1.0.0"
-author: Gantry contributors
+author: Gantry contributors (!UNKNOWN)
 requirements:
   - cloudflare >= 4.3 (the official Cloudflare Python SDK)
 options:
@@ -29,14 +29,14 @@ options:
     type: dict
     required: true
 extends_documentation_fragment:
-  - gantry_cloudflare
-  - gantry_cloudflare.check_and_diff
+  - gantry.deploy.gantry_cloudflare
+  - gantry.deploy.gantry_cloudflare.check_and_diff
 notes:
   - The token needs C(Zone > Zone Settings > Edit) on the zone.
   - Runs where the task runs; delegate it to C(localhost) with C(run_once).
   - One API call per setting read and per setting changed.
 seealso:
-  - module: cloudflare_cache_rules
+  - module: gantry.deploy.cloudflare_cache_rules
 """
 
 EXAMPLES = r"""
@@ -71,7 +71,7 @@ changed_settings:
   sample: {browser_cache_ttl: {before: 14400, after: 86400}}
 """
 
-from ansible.module_utils.gantry_cloudflare import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_cloudflare import (
     CloudflareAPIError,
     run_cloudflare_module,
 )

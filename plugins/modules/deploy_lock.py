@@ -27,7 +27,7 @@ description:
   - A lock file that is not a deploy lock (not JSON, or missing a field) fails the task,
     naming the file; remove it with O(action=release) and O(force=true).
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -45,8 +45,10 @@ options:
       - Who takes the lock, as people should read it in the refusal another run gets, such
         as C(alice@laptop run 20261126T0412). Required by V(take).
     type: str
-  message:
-    description: Why the lock is held, such as C(release freeze for the sale).
+  reason:
+    description:
+      - Why the lock is held, such as C(release freeze for the sale); the lock keeps it as
+        its C(message) (an argument of that name is reserved by Ansible).
     type: str
     default: ""
   ttl:
@@ -91,7 +93,7 @@ EXAMPLES = r"""
     path: /srv/shop/deploy.lock
     action: take
     holder: "{{ lookup('env', 'USER') }}@{{ lookup('pipe', 'hostname') }} run {{ run_id }}"
-    message: "{{ deploy_message | default('deploy') }}"
+    reason: "{{ deploy_message | default('deploy') }}"
     ttl: 3600
   register: lock
 
@@ -164,7 +166,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.gantry_files import DirectoryLock, replace_file
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_files import (
+    DirectoryLock,
+    replace_file,
+)
 
 FIELDS = ("holder", "message", "started", "expires", "token")
 
@@ -249,7 +254,7 @@ def take(params, now, check_mode):
     token = params["owner_token"] or secrets.token_hex(16)
     new = {
         "holder": params["holder"],
-        "message": params["message"],
+        "message": params["reason"],
         "started": format_time(now),
         "expires": format_time(now + timedelta(seconds=params["ttl"])),
         "token": token,
@@ -351,7 +356,7 @@ def main():
             "path": {"type": "path", "required": True},
             "action": {"type": "str", "default": "show", "choices": ["show", "take", "release"]},
             "holder": {"type": "str"},
-            "message": {"type": "str", "default": ""},
+            "reason": {"type": "str", "default": ""},
             "ttl": {"type": "int", "default": 3600},
             "break_expired": {"type": "bool", "default": False},
             # Not a secret: it tells runs apart, and anyone who can read the lock sees it.

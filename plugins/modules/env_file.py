@@ -17,7 +17,7 @@ description:
   - Values are never logged; the diff names the keys that change, not their values.
   - The file is replaced atomically with its final owner, group and mode.
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   path:
     description: Path of the env file.
@@ -177,7 +177,7 @@ def parse_keys(text):
     keys = {}
     for line in text.splitlines():
         if "=" in line and not line.startswith(("#", ";")):
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             keys[key] = value
     return keys
 
@@ -191,7 +191,7 @@ def main():
             group=dict(type="str", default="root"),
             mode=dict(type="raw", default="0640"),
             backup=dict(type="bool", default=False),
-            keep_keys_matching=dict(type="str"),
+            keep_keys_matching=dict(type="str", no_log=False),
         ),
         supports_check_mode=True,
     )

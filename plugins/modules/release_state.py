@@ -30,7 +30,7 @@ description:
     append-only history of the app's deploys); reads and runs that change nothing append
     nothing.
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   path:
     description:
@@ -257,7 +257,10 @@ import re
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.gantry_files import DirectoryLock, replace_file
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_files import (
+    DirectoryLock,
+    replace_file,
+)
 
 VERSION = 1
 STATES = ("staged", "active", "superseded", "failed", "bad")

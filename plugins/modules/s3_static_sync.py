@@ -40,7 +40,7 @@ description:
     wrote are ever deleted, and never a key outside the prefix.
   - Run it before the code switch of a deploy, on the controller.
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 requirements:
   - boto3
   - brotli (only for I(compress=brotli))
@@ -439,7 +439,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.gantry_s3 import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_s3 import (
     HeaderPolicy,
     PlanError,
     derive_release,
@@ -465,7 +465,7 @@ from ansible.module_utils.gantry_s3 import (
     sha256_file,
     stale_keys,
 )
-from ansible.module_utils.gantry_s3_io import (
+from ansible_collections.gantry.deploy.plugins.module_utils.gantry_s3_io import (
     HAS_BOTO3,
     HAS_BROTLI,
     MISSING_BUCKET_CODES,
@@ -923,7 +923,7 @@ def main():
                 ],
             ),
             cdn_domain=dict(type="str", default=""),
-            manifest_key=dict(type="str", default=".gantry-static-manifest.json"),
+            manifest_key=dict(type="str", default=".gantry-static-manifest.json", no_log=False),
             endpoint_url=dict(type="str", aliases=["s3_url"]),
             region=dict(type="str"),
             aws_access_key_id=dict(type="str", aliases=["access_key"], no_log=True),

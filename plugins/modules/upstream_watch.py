@@ -3,12 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 ---
 module: upstream_watch
@@ -31,9 +25,9 @@ description:
     log replaced by a new file (rotated by rename) are read again from their start. A
     last line without its newline yet is kept until the next read completes it.
   - Never fails because the upstream is unhealthy; the caller decides what to do with
-    RV(healthy). Fails only on bad parameters. Reads only; RV(changed) is always false.
+    RV(healthy). Fails only on bad parameters. Reads only; it never reports a change.
 version_added: "1.0.0"
-author: Gantry
+author: Gantry contributors (!UNKNOWN)
 options:
   path:
     description: The access log nginx writes for the app.
@@ -157,6 +151,12 @@ unparsed:
   type: int
   sample: 0
 """
+
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
 
 # The tail of the gantry_<id> format. nginx escapes '"' inside values (as \x22), so a raw
 # quote only ever delimits a field, and anchoring at the end of the line cannot be fooled

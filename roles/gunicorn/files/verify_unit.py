@@ -1,7 +1,7 @@
 """Refuse a systemd unit file that systemd would not run as written.
 
-The gunicorn role runs it on the host as the template's validate command, before the
-unit replaces the installed one:
+The gunicorn and app_processes roles run it on the host as the template's validate
+command, before the unit replaces the installed one:
 
     python3 -c "<this file>" RENDERED UNIT_NAME EXEC_ROOT
 
@@ -9,10 +9,11 @@ systemd-analyze verify wants the file under its unit name, and it reports most b
 values only as warnings ("..., ignoring") with exit status 0, after which systemd runs
 the unit without them. So every line it prints about this unit is a failure, except two
 that only mean the deploy has not got that far yet: the other unit of the socket/service
-pair not installed (first deploy), and ExecStart= under EXEC_ROOT not there yet (a
-release instance's directory is made when the instance starts). A template (name@.service)
-is verified as systemd-analyze instantiates it (name@i.service on systemd 252,
-name@test_instance.service on 257), and the lines about that instance count too.
+pair (or the service a timer starts) not installed (first deploy), and ExecStart= under
+EXEC_ROOT not there yet (a release instance's directory is made when the instance
+starts). A template (name@.service) is verified as systemd-analyze instantiates it
+(name@i.service on systemd 252, name@test_instance.service on 257), and the lines about
+that instance count too.
 """
 
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-PARTNER = {".socket": ".service", ".service": ".socket"}
+PARTNER = {".socket": ".service", ".service": ".socket", ".timer": ".service"}
 
 
 def unit_pattern(name, suffix=None):

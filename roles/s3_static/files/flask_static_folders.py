@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print the static folders of a Flask app as JSON, for s3_static_sync.
 
 Run it with the Python of the BUILT app (the release venv on the controller), so the
