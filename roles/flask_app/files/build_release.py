@@ -5,20 +5,29 @@ Compiled wheels are tied to a Python version, glibc and architecture, so the whe
 made per target (``cp313:2.41:x86_64``); pure wheels, including the app's own and any
 built from an sdist, are built once and shared.
 
+Dependencies are resolved once per distinct set of requirements (the requirements file,
+the extras and the app's own declared dependencies) and kept under ``.deps``: a release
+that changes only code builds its own wheel and reuses them. A requirement left unpinned
+therefore keeps the version it first resolved to until the requirements change.
+
 Prints one JSON object. Every step leaves a finished artefact behind an atomic rename,
 so an interrupted build is simply redone and a finished one is never rebuilt.
 """
 
 import argparse
+import email.parser
 import hashlib
+import io
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import venv
+import zipfile
 from pathlib import Path
 
 SKIPPED_DIRS = {
@@ -62,38 +71,67 @@ def requirement_args(requirement_files, extra_requirements):
     return args + list(extra_requirements)
 
 
-def build_common(release_dir, source, requirement_files, extra_requirements):
-    """Wheels for the controller's own Python: the app, and every pure dependency."""
-    common = release_dir / "common"
+def finish(scratch, final):
+    """Move a finished artefact into place; another build may have finished it first."""
+    (scratch / ".complete").touch()
+    try:
+        scratch.rename(final)
+    except OSError:
+        if not (final / ".complete").exists():
+            raise
+        shutil.rmtree(scratch)
+
+
+def build_app_wheel(release_dir, source):
+    """The app's own wheel, alone: its dependencies come from the dependency cache."""
+    app_dir = release_dir / "app"
+    if not (app_dir / ".complete").exists():
+        shutil.rmtree(app_dir, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(dir=release_dir, prefix=".app-"))
+        # setuptools builds in the tree it is given: build a copy, never the user's checkout.
+        tree = Path(tempfile.mkdtemp(dir=release_dir, prefix=".source-")) / "src"
+        shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.egg-info"))
+        run(pip("wheel", "--no-deps", "--wheel-dir", str(scratch), str(tree)))
+        shutil.rmtree(tree.parent)
+        finish(scratch, app_dir)
+        built = True
+    else:
+        built = False
+    wheels = list(app_dir.glob("*.whl"))
+    if len(wheels) != 1:
+        sys.exit(f"building {source} gave {len(wheels)} wheels, not one")
+    with zipfile.ZipFile(wheels[0]) as archive:
+        metadata = next(name for name in archive.namelist()
+                        if name.count("/") == 1 and name.endswith(".dist-info/METADATA"))
+        headers = email.parser.BytesHeaderParser().parsebytes(archive.read(metadata))
+    requirement = f"{headers['Name']}=={headers['Version']}"
+    return app_dir, wheels[0], requirement, headers.get_all("Requires-Dist") or [], built
+
+
+def dependency_key(requirement_files, extra_requirements, declared):
+    """What decides the dependency wheels: resolved once per distinct key, not per release."""
+    digest = hashlib.sha256()
+    for req in requirement_files:
+        digest.update(Path(req).read_bytes() + b"\0")
+    digest.update("\n".join([*extra_requirements, "", *declared]).encode())
+    digest.update(f"{sys.implementation.cache_tag}:{platform.machine()}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_common(deps_dir, app_dir, app_req, requirement_files, extra_requirements):
+    """Wheels of the dependencies for the controller's own Python, pure ones included."""
+    common = deps_dir / "common"
     if (common / ".complete").exists():
         return common, False
-    shutil.rmtree(common, ignore_errors=True)
-    scratch = Path(tempfile.mkdtemp(dir=release_dir, prefix=".common-"))
-    # setuptools builds in the tree it is given: build a copy, never the user's checkout.
-    tree = Path(tempfile.mkdtemp(dir=release_dir, prefix=".source-")) / "src"
-    shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.egg-info"))
-    run(pip("wheel", "--wheel-dir", str(scratch), str(tree),
+    deps_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=deps_dir, prefix=".common-"))
+    run(pip("wheel", "--wheel-dir", str(scratch), "--find-links", str(app_dir), app_req,
             *requirement_args(requirement_files, extra_requirements)))
-    shutil.rmtree(tree.parent)
-    (scratch / ".complete").touch()
-    scratch.rename(common)
+    for wheel in scratch.glob("*.whl"):
+        if (app_dir / wheel.name).exists():
+            wheel.unlink()
+    finish(scratch, common)
     return common, True
-
-
-def app_wheel(common, source):
-    built = json.loads(subprocess.run(
-        [sys.executable, "-c",
-         "import json,sys,tomllib;"
-         "p=tomllib.load(open(sys.argv[1],'rb'))['project'];"
-         "print(json.dumps([p['name'],p['version']]))",
-         str(source / "pyproject.toml")],
-        capture_output=True, text=True, check=True).stdout)
-    name, version = built
-    stem = name.replace("-", "_").replace(".", "_").lower()
-    for wheel in common.glob("*.whl"):
-        if wheel.name.lower().startswith(f"{stem}-{version}-"):
-            return wheel, f"{name}=={version}"
-    sys.exit(f"no wheel for {name} {version} was built from {source}")
 
 
 def platform_tags(glibc, arch):
@@ -102,52 +140,71 @@ def platform_tags(glibc, arch):
     return tags + [f"manylinux2014_{arch}", f"linux_{arch}"]
 
 
-def build_target(release_dir, target, common, app_req, requirement_files, extra_requirements,
-                 app_wheel_name):
-    """A tarball holding wheels/ and install.txt for one kind of host."""
-    tarball = release_dir / f"{target.replace(':', '-')}.tar.gz"
-    deps_file = tarball.with_suffix(".deps")
-    if tarball.exists() and deps_file.exists():
-        return tarball, deps_file.read_text().strip(), False
+def target_dependencies(deps_dir, target, app_dir, common, app_req, requirement_files,
+                        extra_requirements):
+    """The dependency wheels one kind of host installs, downloaded once per key."""
+    cached = deps_dir / target.replace(":", "-")
+    if (cached / ".complete").exists():
+        return cached, False
     python, glibc, arch = target.split(":")
     pyver = python.removeprefix("cp")
-    scratch = Path(tempfile.mkdtemp(dir=release_dir, prefix=".target-"))
-    wheels = scratch / "wheels"
-    args = ["download", "--dest", str(wheels), "--only-binary=:all:", "--find-links", str(common),
+    scratch = Path(tempfile.mkdtemp(dir=deps_dir, prefix=".target-"))
+    args = ["download", "--dest", str(scratch), "--only-binary=:all:",
+            "--find-links", str(app_dir), "--find-links", str(common),
             "--implementation", "cp", "--python-version", f"{pyver[0]}.{pyver[1:]}",
             "--abi", python, "--abi", "abi3", "--abi", "none"]
     for tag in platform_tags(glibc, arch):
         args += ["--platform", tag]
     run(pip(*args, app_req, *requirement_args(requirement_files, extra_requirements)))
+    for wheel in scratch.glob("*.whl"):
+        if (app_dir / wheel.name).exists():
+            wheel.unlink()
+    finish(scratch, cached)
+    return cached, True
+
+
+def build_target(release_dir, target, app_wheel, dependencies, app_req, requirement_files,
+                 extra_requirements):
+    """A tarball holding wheels/ and install.txt for one kind of host."""
+    tarball = release_dir / f"{target.replace(':', '-')}.tar.gz"
+    deps_file = tarball.with_suffix(".deps")
+    if tarball.exists() and deps_file.exists():
+        return tarball, deps_file.read_text().strip(), False
     lines = [app_req, *extra_requirements]
     for req in requirement_files:
         lines += [line for line in Path(req).read_text().splitlines()
                   if line.strip() and not line.lstrip().startswith(("#", "-"))]
-    (scratch / "install.txt").write_text("\n".join(lines) + "\n")
     # A release whose dependencies match the running one can be hot-reloaded; any other
     # needs a restart, so the deploy compares this digest.
-    dep_names = sorted(w.name for w in wheels.glob("*.whl") if w.name != app_wheel_name)
-    deps = hashlib.sha256("\n".join(dep_names).encode()).hexdigest()[:16]
-    partial = scratch.with_suffix(".tar.gz")
+    dep_wheels = sorted(dependencies.glob("*.whl"))
+    deps = hashlib.sha256("\n".join(w.name for w in dep_wheels).encode()).hexdigest()[:16]
+    partial = Path(tempfile.mkstemp(dir=release_dir, prefix=".target-", suffix=".tar.gz")[1])
     with tarfile.open(partial, "w:gz") as tar:
-        tar.add(wheels, arcname="wheels")
-        tar.add(scratch / "install.txt", arcname="install.txt")
+        folder = tarfile.TarInfo("wheels")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        for wheel in [app_wheel, *dep_wheels]:
+            tar.add(wheel, arcname=f"wheels/{wheel.name}")
+        info = tarfile.TarInfo("install.txt")
+        text = ("\n".join(lines) + "\n").encode()
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
     partial.rename(tarball)
     deps_file.write_text(deps + "\n")
-    shutil.rmtree(scratch)
     return tarball, deps, True
 
 
-def build_controller_venv(release_dir, common, app_req, requirement_files, extra_requirements):
+def build_controller_venv(release_dir, app_dir, common, app_req, requirement_files):
     """The app installed on the controller, for steps that must import it (static folders)."""
     target = release_dir / "venv"
     if (target / ".complete").exists():
         return target, False
     shutil.rmtree(target, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True).create(target)
-    run([str(target / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "install",
-         "--quiet", "--no-index", "--find-links", str(common), app_req,
-         *requirement_args(requirement_files, [])])
+    # No pip of its own (ensurepip alone takes seconds): this pip installs into it.
+    venv.EnvBuilder(with_pip=False).create(target)
+    run(pip("--python", str(target / "bin" / "python"), "install", "--quiet", "--no-index",
+            "--find-links", str(app_dir), "--find-links", str(common), app_req,
+            *requirement_args(requirement_files, [])))
     (target / ".complete").touch()
     return target, True
 
@@ -177,20 +234,25 @@ def main():
     release_dir.mkdir(parents=True, exist_ok=True)
     content_file.write_text(content + "\n")
 
-    common, changed = build_common(release_dir, source, requirement_files, opts.extra)
-    wheel, app_req = app_wheel(common, source)
+    app_dir, app_wheel, app_req, declared, changed = build_app_wheel(release_dir, source)
+    deps_dir = opts.build_dir / ".deps" / dependency_key(requirement_files, opts.extra, declared)
+    common, common_changed = build_common(
+        deps_dir, app_dir, app_req, requirement_files, opts.extra)
     controller_venv, venv_changed = build_controller_venv(
-        release_dir, common, app_req, requirement_files, opts.extra)
+        release_dir, app_dir, common, app_req, requirement_files)
+    changed = changed or common_changed or venv_changed
     targets = {}
     for target in sorted(set(opts.target)):
+        dependencies, deps_changed = target_dependencies(
+            deps_dir, target, app_dir, common, app_req, requirement_files, opts.extra)
         tarball, deps, target_changed = build_target(
-            release_dir, target, common, app_req, requirement_files, opts.extra, wheel.name)
+            release_dir, target, app_wheel, dependencies, app_req, requirement_files, opts.extra)
         targets[target] = {"tarball": str(tarball), "deps": deps}
-        changed = changed or target_changed
+        changed = changed or deps_changed or target_changed
     print(json.dumps({
         "release_id": release_id,
         "content": content,
-        "changed": changed or venv_changed,
+        "changed": changed,
         "build_dir": str(release_dir),
         "app_requirement": app_req,
         "controller_python": str(controller_venv / "bin" / "python"),
