@@ -2,8 +2,8 @@
 
 Hosts get no index access: everything they install comes from a wheelhouse built here.
 Compiled wheels are tied to a Python version, glibc and architecture, so the wheelhouse is
-made per target (``cp313:2.41:x86_64``); pure wheels, including the app's own and any
-built from an sdist, are built once and shared.
+made per target (``cp313:2.41:x86_64``). The app's own wheel is built once per release;
+pure dependency wheels, including any built from an sdist, are shared by every target.
 
 Dependencies are resolved once per distinct set of requirements (the requirements file,
 the extras and the app's own declared dependencies) and kept under ``.deps``: a release
@@ -108,6 +108,13 @@ def build_app_wheel(release_dir, source):
     return app_dir, wheels[0], requirement, headers.get_all("Requires-Dist") or [], built
 
 
+def drop_app_wheel(wheels, app_dir):
+    """pip puts the app's wheel beside its dependencies; the cache keeps dependencies only."""
+    for wheel in wheels.glob("*.whl"):
+        if (app_dir / wheel.name).exists():
+            wheel.unlink()
+
+
 def dependency_key(requirement_files, extra_requirements, declared):
     """What decides the dependency wheels: resolved once per distinct key, not per release."""
     digest = hashlib.sha256()
@@ -127,9 +134,7 @@ def build_common(deps_dir, app_dir, app_req, requirement_files, extra_requiremen
     scratch = Path(tempfile.mkdtemp(dir=deps_dir, prefix=".common-"))
     run(pip("wheel", "--wheel-dir", str(scratch), "--find-links", str(app_dir), app_req,
             *requirement_args(requirement_files, extra_requirements)))
-    for wheel in scratch.glob("*.whl"):
-        if (app_dir / wheel.name).exists():
-            wheel.unlink()
+    drop_app_wheel(scratch, app_dir)
     finish(scratch, common)
     return common, True
 
@@ -156,9 +161,7 @@ def target_dependencies(deps_dir, target, app_dir, common, app_req, requirement_
     for tag in platform_tags(glibc, arch):
         args += ["--platform", tag]
     run(pip(*args, app_req, *requirement_args(requirement_files, extra_requirements)))
-    for wheel in scratch.glob("*.whl"):
-        if (app_dir / wheel.name).exists():
-            wheel.unlink()
+    drop_app_wheel(scratch, app_dir)
     finish(scratch, cached)
     return cached, True
 
