@@ -590,10 +590,15 @@ def test_versioned_code_only_deploy_uploads_nothing(moto, s3, bucket, site, tmp_
     assert second["releases"] == ["r2", "r1"]
     again = run_module(dict(args, release="r2"), tmp_path)
     assert not again["changed"]
-    # Its version's objects are still checked: one deleted behind our back comes back.
+    # A known version is trusted from the manifest, not listed: an object deleted behind
+    # the module's back goes unnoticed by default, and verify_objects writes it again.
     s3.delete_object(Bucket=bucket, Key="pfx/%s/static/css/app.css" % version)
-    repaired = run_module(dict(args, release="r3"), tmp_path)
+    trusted = run_module(dict(args, release="r3"), tmp_path)
+    assert (trusted["version"], trusted["uploaded"], trusted["unchanged"]) == (version, 0, 7)
+    assert "pfx/%s/static/css/app.css" % version not in list_keys(s3, bucket)
+    repaired = run_module(dict(args, release="r4", verify_objects=True), tmp_path)
     assert (repaired["version"], repaired["uploaded"], repaired["unchanged"]) == (version, 1, 6)
+    assert "pfx/%s/static/css/app.css" % version in list_keys(s3, bucket)
 
 
 def test_versioned_static_change_copies_the_rest_and_keeps_the_old_version(
@@ -668,10 +673,16 @@ def test_versioned_rollback_to_a_kept_release_uploads_nothing(moto, s3, bucket, 
 
 
 def test_versioned_older_known_version_is_still_checked(moto, s3, bucket, site, tmp_path):
-    # The newest release's version is listed while the files are hashed; a deploy of
-    # another known version must list that one instead.
+    # With verify_objects the newest release's version is listed while the files are
+    # hashed; a deploy of another known version must list that one instead.
     args = module_args(
-        moto.endpoint, bucket, site["folders"], prefix="pfx", versioned=True, keep_releases=2
+        moto.endpoint,
+        bucket,
+        site["folders"],
+        prefix="pfx",
+        versioned=True,
+        keep_releases=2,
+        verify_objects=True,
     )
     old = run_module(dict(args, release="r1"), tmp_path)["version"]
     original = (site["root"] / "static/css/app.css").read_text()

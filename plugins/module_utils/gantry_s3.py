@@ -404,6 +404,17 @@ class Plan:
         self.files = []
 
 
+def recorded_objects(manifest, version):
+    """The objects of a recorded version as a listing would show them, from the manifest
+    alone: what a run trusts instead of listing a version it knows."""
+    out = {}
+    for key in manifest["versions"].get(version, {}).get("keys", []):
+        rec = manifest["objects"].get(key)
+        if rec and not rec.get("pending"):
+            out[key] = (rec.get("etag"), rec.get("size"))
+    return out
+
+
 def intact_objects(manifest, listing):
     """Keys of the manifest whose object is still there as we wrote it."""
     out = {}

@@ -96,6 +96,18 @@ options:
         and return a C(FLASKS3_PREFIX) that names it.
     type: bool
     default: false
+  verify_objects:
+    description:
+      - With I(versioned), whether a run whose version the manifest already records (a
+        code-only deploy, a switch back) lists that version's objects to find any that
+        were deleted or replaced behind the module's back, and writes them again.
+      - C(false) trusts the manifest for such a version, as Flask-S3's
+        C(FLASKS3_ONLY_MODIFIED) trusts its hash file: objects under a version never
+        change, and only this module deletes them. A run that makes a new version
+        always lists, as its copies need intact sources; without I(versioned) every run
+        lists.
+    type: bool
+    default: false
   stale_action:
     description:
       - What to do with objects no kept release references. C(delete) deletes them;
@@ -456,6 +468,7 @@ from ansible_collections.gantry.deploy.plugins.module_utils.gantry_s3 import (
     parse_manifest,
     place_in_version,
     plan_sync,
+    recorded_objects,
     prefix_scope,
     public_base_url,
     public_url,
@@ -640,11 +653,12 @@ class Sync:
             # release's version is listed meanwhile, and dropped if the hashes disagree.
             listing = []
             guess = None
+            trusted = {}
             if not p["versioned"]:
                 listing = self.submit_listing(
                     pool, self.list_roots(p["folders"]), [f.key for f in files]
                 )
-            else:
+            elif p["verify_objects"]:
                 guess = newest_version(manifest)
                 if guess:
                     listing = self.submit_listing(
@@ -678,15 +692,18 @@ class Sync:
                 # A version the manifest knows (a code-only deploy) needs only its own
                 # keys checked; a new one also needs the other versions' objects, the
                 # sources of its copies.
-                if version != guess:
-                    if version in manifest["versions"]:
+                known = version in manifest["versions"]
+                if known and not p["verify_objects"]:
+                    trusted = recorded_objects(manifest, version)
+                elif version != guess:
+                    if known:
                         roots = [join_key(self.prefix, version) + "/"]
                         cuts = [f.key for f in files]
                     else:
                         roots, cuts = [self.scope], sorted(manifest["objects"])
                     listing = self.submit_listing(pool, roots, cuts)
             release = release or version or derive_release(files)
-            seen = {}
+            seen = dict(trusted)
             for fut in listing:
                 seen.update(fut.result())
 
@@ -884,6 +901,7 @@ def main():
             keep_releases=dict(type="int", default=2),
             grace_period=dict(type="int", default=0),
             versioned=dict(type="bool", default=False),
+            verify_objects=dict(type="bool", default=False),
             stale_action=dict(type="str", choices=["delete", "tag"], default="delete"),
             include_hidden=dict(type="bool", default=False),
             exclude=dict(type="list", elements="str", default=[]),
