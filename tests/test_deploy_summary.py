@@ -109,9 +109,9 @@ def test_a_reverted_deploy(tmp_path):
     })
     assert rc == 0, out
     assert data["outcome"] == "failed on b; the hosts it reached were put back"
-    assert [(h["after"], h["outcome"], h["seconds"]) for h in data["hosts"]] == [
-        ("r1", "switched, put back", 52), ("r1", "failed its health gate", 25),
-        ("r1", "not reached", 0)]
+    assert [(h["before"], h["after"], h["outcome"], h["seconds"]) for h in data["hosts"]] == [
+        ("r1", "r1", "switched, put back", 52), ("r1", "r1", "failed its health gate", 25),
+        ("r1", "r1", "not reached", 0)]
     assert data["assets"] is None and data["cdn"] is None
     flat = " ".join(out.split())
     assert "assets: S3 off" in flat and "CDN: off" in flat
