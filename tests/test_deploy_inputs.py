@@ -29,14 +29,16 @@ def make_inventory(tmp_path, drop=()):
     group_vars = inventory / "group_vars" / "all"
     shutil.copytree(ROOT / "inventories" / "local" / "group_vars", inventory / "group_vars")
     main = yaml.safe_load((group_vars / "main.yml").read_text())
+    app = main["gantry_app"]
     for key in drop:
-        main.pop(key)
+        app.pop(key)
     # The demo's local S3, Cloudflare stand-in and database: each case here turns on what
     # it tests.
-    demo_cloud = ("s3_static_", "cloudflare_cdn_", "gantry_local_")
-    for key in [k for k in main if k.startswith(demo_cloud)]:
+    for key in [k for k in main if k.startswith("gantry_local_")]:
         main.pop(key)
-    main["app_env_secrets"].pop("DATABASE_URL")
+    app.pop("assets")
+    app.pop("cdn")
+    app["secrets"].pop("DATABASE_URL")
     (group_vars / "main.yml").write_text(yaml.safe_dump(main))
     (inventory / "hosts.yml").write_text(
         yaml.safe_dump(
@@ -131,47 +133,47 @@ BAD_INPUTS = {
         [{"gantry_serial": [1, "x"]}],
         ["gantry_serial is", "hosts per batch"],
     ),
-    "name-root": (["gantry_app_name=root"], ["gantry_app_name is", "root", "reserved"]),
-    "name-www-data": (["gantry_app_name=www-data"], ["gantry_app_name is", "www-data", "reserved"]),
-    "name-docker": (["gantry_app_name=docker"], ["gantry_app_name is", "docker", "reserved"]),
+    "name-root": (["gantry_app_name=root"], ["gantry_app.name is", "root", "reserved"]),
+    "name-www-data": (["gantry_app_name=www-data"], ["gantry_app.name is", "www-data", "reserved"]),
+    "name-docker": (["gantry_app_name=docker"], ["gantry_app.name is", "docker", "reserved"]),
     "name-systemd-family": (
         ["gantry_app_name=systemd-shop"],
-        ["gantry_app_name is", "systemd-shop", "reserved"],
+        ["gantry_app.name is", "systemd-shop", "reserved"],
     ),
     "name-trailing-newline": (
         [{"gantry_app_name": "shop\n"}],
-        ["gantry_app_name is", "shop\\n", "lowercase"],
+        ["gantry_app.name is", "shop\\n", "lowercase"],
     ),
     "name-with-space": (
         [{"gantry_app_name": "my shop"}],
-        ["gantry_app_name is", "my shop", "lowercase"],
+        ["gantry_app.name is", "my shop", "lowercase"],
     ),
-    "name-with-slash": (["gantry_app_name=shop/admin"], ["gantry_app_name is", "shop/admin"]),
-    "name-unicode": ([{"gantry_app_name": "café"}], ["gantry_app_name is", "lowercase"]),
+    "name-with-slash": (["gantry_app_name=shop/admin"], ["gantry_app.name is", "shop/admin"]),
+    "name-unicode": ([{"gantry_app_name": "café"}], ["gantry_app.name is", "lowercase"]),
     "name-uppercase": (
         ["gantry_app_name=Bad_Name"],
-        ["gantry_app_name is", "Bad_Name", "lowercase"],
+        ["gantry_app.name is", "Bad_Name", "lowercase"],
     ),
-    "name-empty": ([{"gantry_app_name": ""}], ["gantry_app_name is", '""']),
+    "name-empty": ([{"gantry_app_name": ""}], ["gantry_app.name is", '""']),
     "environment-unknown": (
         ["gantry_environment=qa"],
         ["gantry_environment", "local, staging, production"],
     ),
     "source-missing": (
         ["gantry_app_source=/nonexistent/app"],
-        ["gantry_app_source is", "/nonexistent/app", "pyproject.toml"],
+        ["gantry_app.source is", "/nonexistent/app", "pyproject.toml"],
     ),
     "wsgi-attribute-path": (
         ["gantry_wsgi_app=myapp:app.wsgi_app"],
-        ["gantry_wsgi_app is", "myapp:app.wsgi_app", "no attribute paths", "module:factory("],
+        ["gantry_app.entry_point is", "myapp:app.wsgi_app", "no attribute paths", "module:factory("],
     ),
     "wsgi-factory-argument-not-literal": (
         [{"gantry_wsgi_app": "myapp:create_app(os.environ)"}],
-        ["gantry_wsgi_app is", "create_app(os.environ)", "other than literals"],
+        ["gantry_app.entry_point is", "create_app(os.environ)", "other than literals"],
     ),
     "wsgi-module-not-a-name": (
         ["gantry_wsgi_app=my-app:app"],
-        ["gantry_wsgi_app is", "my-app:app", "dotted Python name"],
+        ["gantry_app.entry_point is", "my-app:app", "dotted Python name"],
     ),
     "bool-not-a-bool": (["s3_static_enabled=maybe"], ["s3_static_enabled", "maybe", "bool"]),
     "workers-negative": (["gunicorn_workers=-1"], ["gunicorn_workers is", "-1"]),
@@ -349,5 +351,97 @@ def test_secret_values_are_never_shown(tmp_path):
 
 
 def test_missing_app_name_is_refused(tmp_path):
-    proc = run_playbook(make_inventory(tmp_path, drop=["gantry_app_name"]))
-    assert_refused_before_hosts(proc, "missing required arguments: gantry_app_name")
+    proc = run_playbook(make_inventory(tmp_path, drop=["name"]))
+    assert_refused_before_hosts(proc, "missing required arguments: name", "gantry_app")
+
+
+def test_unknown_key_of_the_app_block_is_refused(tmp_path):
+    inventory = make_inventory(tmp_path)
+    main = inventory / "group_vars" / "all" / "main.yml"
+    data = yaml.safe_load(main.read_text())
+    data["gantry_app"]["entrypoint"] = "shop:app"
+    main.write_text(yaml.safe_dump(data))
+    proc = run_playbook(inventory)
+    assert_refused_before_hosts(proc, "entrypoint", "gantry_app")
+
+
+def test_an_inventory_without_the_app_block_is_told_what_replaced_its_settings(tmp_path):
+    inventory = make_inventory(tmp_path)
+    main = inventory / "group_vars" / "all" / "main.yml"
+    data = yaml.safe_load(main.read_text())
+    app = data.pop("gantry_app")
+    data.update(gantry_app_name=app["name"], gantry_wsgi_app=app["entry_point"])
+    main.write_text(yaml.safe_dump(data))
+    proc = run_playbook(inventory)
+    assert_refused_before_hosts(proc, "gantry_app", "required")
+
+
+def test_a_role_copy_that_splits_the_app_is_refused(tmp_path):
+    proc = run_playbook(make_inventory(tmp_path), extra=["gunicorn_app_root=/opt/shop"])
+    assert_refused_before_hosts(
+        proc, "The roles disagree on the app's root", "gunicorn_app_root", "/opt/shop"
+    )
+    assert "the app's user" not in proc.stdout + proc.stderr
+
+
+def test_the_app_block_sets_each_role_input(tmp_path):
+    """What the block says reaches the roles' inputs; a role input set beside it wins."""
+    inventory = make_inventory(tmp_path)
+    main = inventory / "group_vars" / "all" / "main.yml"
+    data = yaml.safe_load(main.read_text())
+    data["gantry_app"].update(
+        health_path="/-/ping",
+        listen={"http": 8080, "https": 8443, "server_names": ["shop.example"]},
+        assets={"bucket": "shop-assets", "region": "eu-west-1", "cdn_domain": "cdn.shop"},
+        cdn={"zone": "shop.example", "site_url": "https://shop.example", "purge_paths": ["/"]},
+    )
+    data["s3_static_region"] = "eu-central-1"
+    main.write_text(yaml.safe_dump(data))
+    play = tmp_path / "show.yml"
+    names = [
+        "gantry_app_name", "gantry_wsgi_app", "flask_release_health_path",
+        "nginx_edge_http_port", "nginx_edge_https_port", "nginx_edge_server_names",
+        "s3_static_enabled", "s3_static_bucket", "s3_static_region", "s3_static_cdn_domain",
+        "cloudflare_cdn_enabled", "cloudflare_cdn_zone_name", "cloudflare_cdn_site_url",
+        "cloudflare_cdn_purge_paths", "app_env_vars",
+    ]
+    roles = ["flask_release", "nginx_edge", "s3_static", "cloudflare_cdn", "app_env"]
+    play.write_text(yaml.safe_dump([{
+        "name": "Show what the roles read",
+        "hosts": "app_servers[0]",
+        "gather_facts": False,
+        "vars_files": [str(ROOT / "playbooks" / "vars" / "app.yml")],
+        "tasks": [
+            {"ansible.builtin.include_role": {"name": "gantry.deploy." + role,
+                                              "tasks_from": "validate", "public": True}}
+            for role in roles
+        ] + [{
+            "ansible.builtin.copy": {
+                "content": "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names),
+                "dest": str(tmp_path / "seen.json"),
+                "mode": "0644",
+            },
+            "delegate_to": "localhost",
+        }],
+    }]))
+    proc = run_playbook(inventory, str(play))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == {
+        "gantry_app_name": "gantry-demo",
+        "gantry_wsgi_app": "gantry_demo.wsgi:app",
+        "flask_release_health_path": "/-/ping",
+        "nginx_edge_http_port": 8080,
+        "nginx_edge_https_port": 8443,
+        "nginx_edge_server_names": ["shop.example"],
+        "s3_static_enabled": True,
+        "s3_static_bucket": "shop-assets",
+        "s3_static_region": "eu-central-1",
+        "s3_static_cdn_domain": "cdn.shop",
+        "cloudflare_cdn_enabled": True,
+        "cloudflare_cdn_zone_name": "shop.example",
+        "cloudflare_cdn_site_url": "https://shop.example",
+        "cloudflare_cdn_purge_paths": ["/"],
+        "app_env_vars": {"FLASK_DEBUG": "0", "GANTRY_ENVIRONMENT": "local"},
+    }
+

@@ -257,7 +257,7 @@ def main():
     if conflicts:
         module.fail_json(
             msg=f"App {params['name']} cannot be deployed on this host: " + "; ".join(conflicts)
-            + ". Nothing was changed. Choose another gantry_app_name or gantry_app_port.",
+            + ". Nothing was changed. Choose another gantry_app.name.",
             conflicts=conflicts, marker=marker)
 
     result = dict(changed=False, conflicts=[], marker=marker)
