@@ -165,7 +165,12 @@ BAD_INPUTS = {
     ),
     "wsgi-attribute-path": (
         ["gantry_wsgi_app=myapp:app.wsgi_app"],
-        ["gantry_app.entry_point is", "myapp:app.wsgi_app", "no attribute paths", "module:factory("],
+        [
+            "gantry_app.entry_point is",
+            "myapp:app.wsgi_app",
+            "no attribute paths",
+            "module:factory(",
+        ],
     ),
     "wsgi-factory-argument-not-literal": (
         [{"gantry_wsgi_app": "myapp:create_app(os.environ)"}],
