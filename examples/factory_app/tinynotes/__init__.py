@@ -4,7 +4,7 @@ import os
 
 from flask import Flask, redirect, url_for
 
-from . import config, notes
+from . import config, jobs, notes
 
 
 def create_app(config_name=None):
@@ -30,4 +30,5 @@ def create_app(config_name=None):
         return redirect(url_for("notes.index"))
 
     app.register_blueprint(notes.bp)
+    app.register_blueprint(jobs.bp)
     return app
