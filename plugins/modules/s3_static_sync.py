@@ -102,8 +102,8 @@ options:
         code-only deploy, a switch back) lists that version's objects to find any that
         were deleted or replaced behind the module's back, and writes them again.
       - C(false) trusts the manifest for such a version, as Flask-S3's
-        C(FLASKS3_ONLY_MODIFIED) trusts its hash file: objects under a version never
-        change, and only this module deletes them. A run that makes a new version
+        C(FLASKS3_ONLY_MODIFIED) trusts its hash file, since objects under a version
+        never change and only this module deletes them. A run that makes a new version
         always lists, as its copies need intact sources; without I(versioned) every run
         lists.
     type: bool
