@@ -186,6 +186,55 @@ def test_header_only_change_copies_in_place(moto, s3, bucket, site, tmp_path):
     assert not again["changed"]
 
 
+def test_unversioned_run_trusts_the_manifest_unless_it_must_list(
+    moto, s3, bucket, site, tmp_path
+):
+    args = module_args(moto.endpoint, bucket, site["folders"], prefix="pfx", release="r1")
+    run_module(args, tmp_path)
+
+    def forward(method, path, n):
+        return None
+
+    def listed(proxy):
+        return [p for m, p, _ in proxy.log if m == "GET" and "list-type=2" in p]
+
+    def run_through_proxy(extra):
+        with FaultProxy(moto.port, forward) as proxy:
+            result = run_module(dict(args, endpoint_url=proxy.endpoint, **extra), tmp_path)
+        return result, listed(proxy)
+
+    # Every key recorded as written: a re-run reads the manifest and lists nothing, so an
+    # object deleted behind the module's back goes unnoticed; verify_objects finds it.
+    rerun, listings = run_through_proxy({"release": "r2"})
+    assert (rerun["uploaded"], rerun["unchanged"], listings) == (0, 7, [])
+    s3.delete_object(Bucket=bucket, Key="pfx/static/css/app.css")
+    trusted, listings = run_through_proxy({"release": "r3"})
+    assert (trusted["uploaded"], trusted["unchanged"], listings) == (0, 7, [])
+    assert "pfx/static/css/app.css" not in list_keys(s3, bucket)
+    repaired, listings = run_through_proxy({"release": "r4", "verify_objects": True})
+    assert (repaired["uploaded"], repaired["unchanged"]) == (1, 6) and listings
+    assert "pfx/static/css/app.css" in list_keys(s3, bucket)
+
+    # A header change is a copy of the object onto itself, which needs the object: the
+    # run lists, and uploads the one deleted meanwhile instead of copying it.
+    s3.delete_object(Bucket=bucket, Key="pfx/static/css/print.css")
+    rules = [{"pattern": "static/css/*.css", "cache_control": "public, max-age=60"}]
+    restyled, listings = run_through_proxy({"release": "r5", "header_rules": rules})
+    assert (restyled["headers_updated"], restyled["uploaded"]) == (1, 1) and listings
+    head = s3.head_object(Bucket=bucket, Key="pfx/static/css/print.css")
+    assert head["CacheControl"] == "public, max-age=60"
+
+    # A key the manifest does not record may hold another tool's object: the run lists,
+    # so overwriting it counts as a change to purge.
+    s3.put_object(Bucket=bucket, Key="pfx/static/css/new.css", Body=b"theirs")
+    (site["root"] / "static/css/new.css").write_bytes(b"body{}")
+    added, listings = run_through_proxy(
+        {"release": "r6", "header_rules": rules, "cdn_domain": "cdn.example.com"}
+    )
+    assert added["uploaded"] == 1 and listings
+    assert added["changed_urls"] == ["https://cdn.example.com/pfx/static/css/new.css"]
+
+
 def test_large_file_goes_multipart(moto, s3, bucket, tmp_path):
     big = tmp_path / "big" / "static"
     big.mkdir(parents=True)

@@ -404,11 +404,12 @@ class Plan:
         self.files = []
 
 
-def recorded_objects(manifest, version):
-    """The objects of a recorded version as a listing would show them, from the manifest
-    alone: what a run trusts instead of listing a version it knows."""
+def recorded_objects(manifest, keys):
+    """The objects of ``keys`` the manifest records as written, as a listing would show
+    them: what a run trusts instead of listing. Pending keys (a run that did not finish)
+    are left out, so they are written again."""
     out = {}
-    for key in manifest["versions"].get(version, {}).get("keys", []):
+    for key in keys:
         rec = manifest["objects"].get(key)
         if rec and not rec.get("pending"):
             out[key] = (rec.get("etag"), rec.get("size"))

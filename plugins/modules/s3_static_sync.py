@@ -12,11 +12,14 @@ description:
     S3-compatible endpoint) under the keys Flask-S3's C(create_all) uses,
     C(<prefix>/<url_path>/<file path>), so that Flask-S3's C(url_for) points at them.
   - Decides what to upload by content. A manifest object under the prefix records the
-    SHA-256, stored size, ETag and headers of every object this module wrote; together
-    with one ListObjectsV2 pass it tells what changed without one HEAD per file. New
-    mtimes (a fresh checkout) upload nothing; a same-size edit uploads.
-  - An object missing from the bucket, or whose ETag or size no longer matches the
-    manifest, is uploaded again, so a run that was interrupted is completed by the next.
+    SHA-256, stored size, ETag and headers of every object this module wrote; it tells
+    what changed without one HEAD per file. New mtimes (a fresh checkout) upload
+    nothing; a same-size edit uploads.
+  - When the manifest does not record every key as written (a run that was
+    interrupted, a new file), or with I(verify_objects), one ListObjectsV2 pass shows
+    what the bucket holds, and an object missing from it, or whose ETag or size no
+    longer matches the manifest, is written again; the next run completes an
+    interrupted one.
   - Uploads run in parallel; files from I(multipart_threshold) up go through boto3's
     transfer manager in parts. botocore retries throttling and 5xx answers
     (I(retry_mode)), and the module restarts a failed file up to twice more with
@@ -98,14 +101,15 @@ options:
     default: false
   verify_objects:
     description:
-      - With I(versioned), whether a run whose version the manifest already records (a
-        code-only deploy, a switch back) lists that version's objects to find any that
-        were deleted or replaced behind the module's back, and writes them again.
-      - C(false) trusts the manifest for such a version, as Flask-S3's
-        C(FLASKS3_ONLY_MODIFIED) trusts its hash file, since objects under a version
-        never change and only this module deletes them. A run that makes a new version
-        always lists, as its copies need intact sources; without I(versioned) every run
-        lists.
+      - Whether every run lists the objects it would otherwise trust its manifest for, to
+        find any deleted or replaced behind the module's back, and writes them again.
+      - C(false) trusts the manifest, as Flask-S3's C(FLASKS3_ONLY_MODIFIED) trusts its
+        hash file, since only this module writes under its prefix. A run then lists nothing
+        when every key it needs is recorded as written (a code-only deploy, a switch
+        back, a re-run, an edit of files it already wrote); it lists when a key is not
+        recorded (a new file, a key another tool may have written, what an interrupted
+        run left pending), when it makes a new I(versioned) version (its copies need
+        intact sources), and when it would copy an object.
     type: bool
     default: false
   stale_action:
@@ -645,19 +649,26 @@ class Sync:
         files = scan_folders(p["folders"], self.prefix, p["include_hidden"], p["exclude"])
         if any(f.key == self.manifest_key for f in files):
             raise S3SyncError("a static file would overwrite the manifest %s" % self.manifest_key)
+        keys = [f.key for f in files]
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             manifest = self.read_manifest()
-            # Listing goes first into the pool, which runs tasks in order, and hashing
-            # overlaps with it. Versioned, what to list depends on the version, which
-            # needs the hashes: most deploys change code, not assets, so the newest
-            # release's version is listed meanwhile, and dropped if the hashes disagree.
+            # What the bucket holds comes from the manifest where it can be trusted (see
+            # verify_objects), else from a listing. Listing goes first into the pool, which
+            # runs tasks in order, and hashing overlaps with it. Versioned, what to list
+            # depends on the version, which needs the hashes: most deploys change code,
+            # not assets, so the newest release's version is listed meanwhile, and
+            # dropped if the hashes disagree.
             listing = []
             guess = None
-            trusted = {}
+            trusted = None
             if not p["versioned"]:
-                listing = self.submit_listing(
-                    pool, self.list_roots(p["folders"]), [f.key for f in files]
-                )
+                # A key the manifest does not record may hold an object someone else
+                # wrote: only a listing tells a new key from one this run overwrites.
+                recorded = recorded_objects(manifest, keys)
+                if p["verify_objects"] or len(recorded) < len(keys):
+                    listing = self.submit_listing(pool, self.list_roots(p["folders"]), keys)
+                else:
+                    trusted = recorded
             elif p["verify_objects"]:
                 guess = newest_version(manifest)
                 if guess:
@@ -685,29 +696,35 @@ class Sync:
                 f.digest = headers_digest(f.params, f.metadata, p["acl"])
 
             version = None
+            roots = self.list_roots(p["folders"])
             if p["versioned"]:
                 version = derive_version(files, p["compress"])
                 place_in_version(files, self.prefix, version)
+                keys = [f.key for f in files]
                 self.set_env(join_key(self.prefix, version))
                 # A version the manifest knows (a code-only deploy) needs only its own
                 # keys checked; a new one also needs the other versions' objects, the
                 # sources of its copies.
                 known = version in manifest["versions"]
+                roots = [join_key(self.prefix, version) + "/"]
                 if known and not p["verify_objects"]:
-                    trusted = recorded_objects(manifest, version)
+                    trusted = recorded_objects(manifest, manifest["versions"][version]["keys"])
                 elif version != guess:
-                    if known:
-                        roots = [join_key(self.prefix, version) + "/"]
-                        cuts = [f.key for f in files]
-                    else:
-                        roots, cuts = [self.scope], sorted(manifest["objects"])
-                    listing = self.submit_listing(pool, roots, cuts)
+                    if not known:
+                        roots, keys = [self.scope], sorted(manifest["objects"])
+                    listing = self.submit_listing(pool, roots, keys)
             release = release or version or derive_release(files)
-            seen = dict(trusted)
+            seen = dict(trusted or {})
             for fut in listing:
                 seen.update(fut.result())
 
             plan = plan_sync(files, manifest, seen, p["compress"])
+            # A copy needs its source intact, which only a listing shows.
+            if trusted is not None and any(a.kind == "copy" for a in plan.actions):
+                seen = {}
+                for fut in self.submit_listing(pool, roots, keys):
+                    seen.update(fut.result())
+                plan = plan_sync(files, manifest, seen, p["compress"])
             return self.apply(pool, plan, manifest, release, version)
 
     def apply(self, pool, plan, manifest, release, version):
