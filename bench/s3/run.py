@@ -54,8 +54,8 @@ def free_port():
 
 def ansible_config(tmp):
     """Gantry's collection from this checkout and nothing else of its ansible.cfg: its
-    vault ids would start the vault client three times per run, which has nothing to do
-    with S3 (and costs 0.45 s on a machine whose python3 is a pyenv shim)."""
+    vault ids would start the vault client three times per run (0.15 s each where python3
+    is a pyenv shim), which has nothing to do with S3."""
     path = os.path.join(tmp, "ansible.cfg")
     with open(path, "w") as f:
         f.write(
