@@ -521,6 +521,14 @@ def diff_text(lines):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def listed(futures):
+    """The objects the listing futures found, key -> (ETag, size)."""
+    seen = {}
+    for fut in futures:
+        seen.update(fut.result())
+    return seen
+
+
 class Sync:
     def __init__(self, module):
         self.module = module
@@ -600,6 +608,16 @@ class Sync:
             self.manifest_key, dump_manifest(manifest), "application/json", "no-store"
         )
 
+    def trusted_objects(self, manifest, keys):
+        """What the manifest says the bucket holds for ``keys``, when that can stand in
+        for a listing (see verify_objects): every key recorded as written. A key it does
+        not record may hold another tool's object, one left pending a half-written one;
+        only a listing tells."""
+        if self.p["verify_objects"]:
+            return None
+        recorded = recorded_objects(manifest, keys)
+        return recorded if len(recorded) == len(keys) else None
+
     def submit_listing(self, pool, roots, cuts):
         """One ListObjectsV2 pass over ``roots``, cut at ``cuts`` (keys likely to be
         found) into ranges listed in parallel; returns the futures."""
@@ -662,13 +680,9 @@ class Sync:
             guess = None
             trusted = None
             if not p["versioned"]:
-                # A key the manifest does not record may hold an object someone else
-                # wrote: only a listing tells a new key from one this run overwrites.
-                recorded = recorded_objects(manifest, keys)
-                if p["verify_objects"] or len(recorded) < len(keys):
+                trusted = self.trusted_objects(manifest, keys)
+                if trusted is None:
                     listing = self.submit_listing(pool, self.list_roots(p["folders"]), keys)
-                else:
-                    trusted = recorded
             elif p["verify_objects"]:
                 guess = newest_version(manifest)
                 if guess:
@@ -707,23 +721,22 @@ class Sync:
                 # sources of its copies.
                 known = version in manifest["versions"]
                 roots = [join_key(self.prefix, version) + "/"]
-                if known and not p["verify_objects"]:
-                    trusted = recorded_objects(manifest, manifest["versions"][version]["keys"])
-                elif version != guess:
-                    if not known:
-                        roots, keys = [self.scope], sorted(manifest["objects"])
-                    listing = self.submit_listing(pool, roots, keys)
+                trusted = self.trusted_objects(manifest, keys) if known else None
+                if trusted is None and version != guess:
+                    if known:
+                        listing = self.submit_listing(pool, roots, keys)
+                    else:
+                        listing = self.submit_listing(
+                            pool, [self.scope], sorted(manifest["objects"])
+                        )
             release = release or version or derive_release(files)
             seen = dict(trusted or {})
-            for fut in listing:
-                seen.update(fut.result())
+            seen.update(listed(listing))
 
             plan = plan_sync(files, manifest, seen, p["compress"])
             # A copy needs its source intact, which only a listing shows.
             if trusted is not None and any(a.kind == "copy" for a in plan.actions):
-                seen = {}
-                for fut in self.submit_listing(pool, roots, keys):
-                    seen.update(fut.result())
+                seen = listed(self.submit_listing(pool, roots, keys))
                 plan = plan_sync(files, manifest, seen, p["compress"])
             return self.apply(pool, plan, manifest, release, version)
 
